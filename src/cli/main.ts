@@ -1,0 +1,39 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError } from '../errors.js';
+import { setLogLevel } from '../log.js';
+import { mountCommand } from './commands/mount.js';
+import { umountCommand } from './commands/umount.js';
+
+/**
+ * The only module that reads argv and the environment, prints for people and exits. Everything a
+ * user may get wrong arrives here as a UserError and is printed without a stack trace.
+ */
+async function main(): Promise<void> {
+  if (process.env.LAYERFS_LOG === 'debug' || process.env.LAYERFS_LOG === 'info') setLogLevel(process.env.LAYERFS_LOG);
+  await yargs(hideBin(process.argv))
+    .scriptName('layerfs')
+    .usage('$0 <command> [options]')
+    .command(mountCommand)
+    .command(umountCommand)
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .help()
+    .version()
+    .fail((message: string | undefined, err: Error | undefined) => {
+      throw err ?? new UserError(`${message ?? 'invalid arguments'}\n(see layerfs --help)`, { exitCode: 2 });
+    })
+    .parseAsync();
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof UserError) {
+    process.stderr.write(`layerfs: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+    return;
+  }
+  const error = err instanceof Error ? err : new Error(String(err));
+  process.stderr.write(`layerfs: internal error: ${error.message}\n`);
+  if (process.env.LAYERFS_LOG === 'debug') process.stderr.write(`${error.stack ?? ''}\n`);
+  process.exitCode = 70;
+});

@@ -1,0 +1,23 @@
+import type { UnionFs } from '../union/types.js';
+
+/** How a union is shown to the kernel. */
+export interface TransportOptions {
+  readOnly: boolean;
+  /** Let other users in (as root): the kernel then enforces the modes the mount shows. */
+  allowOther: boolean;
+  /** Seconds the kernel may cache names and attributes. */
+  cacheTimeout: number;
+  /** Log every FUSE request. */
+  debug: boolean;
+}
+
+/** A mounted filesystem; `unmount` detaches it and stops serving. */
+export interface Mounted {
+  unmount(lazy?: boolean): Promise<void>;
+}
+
+/**
+ * A FUSE transport mounts an engine at a mountpoint. The first one is fuse-native (libfuse 2,
+ * path API); an inode-based transport can take its place without any change to the engine.
+ */
+export type Transport = (fs: UnionFs, mountpoint: string, options: TransportOptions) => Promise<Mounted>;

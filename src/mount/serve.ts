@@ -1,0 +1,102 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../errors.js';
+import { log } from '../log.js';
+import { mountWithFuseNative } from '../fuse/fuse-native-transport.js';
+import type { Mounted } from '../fuse/transport.js';
+import { createUnionFs } from '../union/union-fs.js';
+import { LAYERFS_FSTYPE, mountAt } from './mountinfo.js';
+import { RunDir } from './run-dir.js';
+import { detach } from './unmount.js';
+import { type StackPaths, checkFuseAvailable, validateMountpoint, validateStack } from './validate.js';
+
+export interface ServeOptions {
+  stack: StackPaths;
+  mountpoint: string;
+  runDir: RunDir;
+  debug: boolean;
+  cacheTimeout: number;
+  logFile?: string;
+  /** Called once the mount is ready to use (the background parent waits for it). */
+  onReady?: (mountpoint: string) => void;
+}
+
+/**
+ * Mounts a stack and serves it until SIGINT/SIGTERM or until someone unmounts it from outside.
+ * Nothing is left behind on failure: a mount that was made but could not be finished is detached.
+ */
+export async function serveUnion(options: ServeOptions): Promise<void> {
+  const stack = await validateStack(options.stack);
+  const mountpoint = await validateMountpoint(options.mountpoint, stack);
+  await checkFuseAvailable();
+
+  // Modes from the kernel already have the caller's umask applied; ours must not apply again.
+  process.umask(0);
+  const workdir = stack.workdir === undefined ? undefined : await prepareWorkdir(stack.workdir);
+  const engine = await createUnionFs({ lowers: stack.lowers, upper: stack.upper, workdir });
+
+  let mounted: Mounted;
+  try {
+    mounted = await mountWithFuseNative(engine, mountpoint, {
+      readOnly: stack.upper === undefined,
+      allowOther: true,
+      cacheTimeout: options.cacheTimeout,
+      debug: options.debug,
+    });
+  } catch (err) {
+    await engine.close();
+    if ((await mountAt(mountpoint))?.fstype === LAYERFS_FSTYPE) await detach(mountpoint, true).catch(() => undefined);
+    throw new UserError(`cannot mount ${mountpoint}: ${(err as Error).message}`, { cause: err });
+  }
+  // The daemon must not keep a directory busy that someone may want to unmount.
+  process.chdir('/');
+
+  await options.runDir.writeState({
+    pid: process.pid,
+    mountpoint,
+    lowers: stack.lowers,
+    upper: stack.upper,
+    startedAt: new Date().toISOString(),
+    logFile: options.logFile,
+  });
+  log.info(`serving ${mountpoint}`, { lowers: stack.lowers, upper: stack.upper });
+  options.onReady?.(mountpoint);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (reason: string, unmountFirst: boolean) => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      log.info(`stopping: ${reason}`);
+      if (unmountFirst) {
+        try {
+          await mounted.unmount();
+        } catch (err) {
+          log.warn('unmount failed; detaching lazily', { err: (err as Error).message });
+          await mounted.unmount(true).catch((e: Error) => log.error('lazy unmount failed', { err: e.message }));
+        }
+      }
+      await engine.close().catch(() => undefined);
+      await options.runDir.removeState(mountpoint, process.pid);
+      resolve();
+    };
+    process.once('SIGINT', () => void stop('SIGINT', true));
+    process.once('SIGTERM', () => void stop('SIGTERM', true));
+    process.on('SIGHUP', () => undefined);
+    // Someone ran umount/fusermount3 -u on the mountpoint: the kernel connection is gone.
+    const watch = setInterval(() => {
+      void mountAt(mountpoint).then((entry) => {
+        if (entry?.fstype !== LAYERFS_FSTYPE) void stop('unmounted from outside', false);
+      });
+    }, 500);
+  });
+}
+
+/** Our scratch space inside the user's work directory; leftovers of a crash are cleared. */
+async function prepareWorkdir(workdir: string): Promise<string> {
+  const scratch = join(workdir, 'work');
+  await fsp.rm(scratch, { recursive: true, force: true });
+  await fsp.mkdir(scratch, { mode: 0o700 });
+  return scratch;
+}

@@ -1,0 +1,142 @@
+import type { BigIntStats } from 'node:fs';
+import type { LayerListing } from './layer-dir.js';
+import type { Ino } from './types.js';
+
+/**
+ * A name in the merged tree (a dentry): where it lives in the stack and what the engine has
+ * learned about it. Hardlinked names are separate nodes that share an inode number.
+ */
+export class Node {
+  ino: Ino;
+  parent: Node | null;
+  name: string;
+  /** S_IFMT bits; fixed for the life of the node. */
+  readonly type: number;
+  /** The name exists in the upper directory (then the upper entry is what users see). */
+  inUpper: boolean;
+  /**
+   * Lower layers (indices into the stack's lowers, top first) that show through at this name:
+   * for a directory every layer that merges into it; for anything else the one layer that
+   * provides it while it is not in the upper.
+   */
+  lowers: number[];
+  /**
+   * Some lower layer has an entry at this name that would show if the upper entry went away:
+   * removing the name must then leave a whiteout behind.
+   */
+  lowerPresent: boolean;
+  /** lstat of the lower entry that provides this node (lower layers never change). */
+  lowerStat: BigIntStats | undefined;
+  /** Positive lookups below this directory. */
+  readonly children = new Map<string, Node>();
+  /** Per-layer listings of this directory: key 'upper' or the lower index. */
+  readonly listings = new Map<'upper' | number, LayerListing>();
+  /** Merged listing of this directory: name to the node-independent facts readdir needs. */
+  merged: Map<string, MergedEntry> | undefined;
+  /** Open handles on this node. */
+  openCount = 0;
+  /** Removed from the tree while still open (reported with st_nlink 0). */
+  unlinked = false;
+  /** Real inode number of the upper entry, once the node is in the upper. */
+  upperIno: bigint | undefined = undefined;
+  /** Where an open file that was unlinked from the upper now lives (in the work directory). */
+  orphanPath: string | undefined = undefined;
+  /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */
+  generation = 0;
+
+  constructor(init: { ino: Ino; parent: Node | null; name: string; type: number; inUpper: boolean; lowers: number[]; lowerPresent: boolean }) {
+    this.ino = init.ino;
+    this.parent = init.parent;
+    this.name = init.name;
+    this.type = init.type;
+    this.inUpper = init.inUpper;
+    this.lowers = init.lowers;
+    this.lowerPresent = init.lowerPresent;
+    this.lowerStat = undefined;
+  }
+
+  /** Path of this node relative to the mount root: '' for the root, '/a/b' otherwise. */
+  get relPath(): string {
+    if (this.parent === null) return '';
+    const parts: string[] = [];
+    for (let n: Node | null = this; n !== null && n.parent !== null; n = n.parent) parts.push(n.name);
+    return '/' + parts.reverse().join('/');
+  }
+
+  childPath(name: string): string {
+    return `${this.relPath}/${name}`;
+  }
+
+  /** Forgets what is cached about this directory's own entries (after the upper part changed). */
+  invalidateListing(): void {
+    this.listings.delete('upper');
+    this.merged = undefined;
+  }
+}
+
+export interface MergedEntry {
+  type: number;
+  /** Where the entry comes from: 'upper' or a lower index. */
+  source: 'upper' | number;
+}
+
+/**
+ * Inode numbers: a lower entry gets (layer slot << 48) | its real inode number, so names that are
+ * hardlinked within one layer share a number without any bookkeeping, and the numbers of different
+ * layers never collide. Numbers that do not fit come from a counter above that range.
+ */
+export class InodeNumbers {
+  static readonly SLOT_BITS = 48;
+  #next = 2 ** 53 - 2 ** 40;
+
+  forEntry(slot: number, realIno: bigint): Ino {
+    if (slot < 31 && realIno < 2n ** 48n && realIno > 1n) {
+      return slot * 2 ** InodeNumbers.SLOT_BITS + Number(realIno);
+    }
+    return this.fresh();
+  }
+
+  fresh(): Ino {
+    return this.#next++;
+  }
+}
+
+/** Nodes by inode number; hardlinked names share one number and so one set. */
+export class NodeTable {
+  readonly #byIno = new Map<Ino, Set<Node>>();
+
+  add(node: Node): void {
+    let set = this.#byIno.get(node.ino);
+    if (set === undefined) this.#byIno.set(node.ino, (set = new Set()));
+    set.add(node);
+  }
+
+  remove(node: Node): void {
+    const set = this.#byIno.get(node.ino);
+    if (set === undefined) return;
+    set.delete(node);
+    if (set.size === 0) this.#byIno.delete(node.ino);
+  }
+
+  /** Any live name of the inode; names still in the tree are preferred over unlinked ones. */
+  get(ino: Ino): Node | undefined {
+    const set = this.#byIno.get(ino);
+    if (set === undefined) return undefined;
+    let fallback: Node | undefined;
+    for (const node of set) {
+      if (!node.unlinked) return node;
+      fallback = node;
+    }
+    return fallback;
+  }
+
+  names(ino: Ino): Node[] {
+    return [...(this.#byIno.get(ino) ?? [])];
+  }
+
+  renumber(node: Node, ino: Ino): void {
+    this.remove(node);
+    node.ino = ino;
+    this.add(node);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The union engine's public contract. It is inode-based: every operation names nodes by their
+ * inode number, as the kernel's FUSE protocol does, so a low-level transport can call it directly;
+ * a path-based transport (fuse-native) resolves paths to inode numbers through `lookup` first.
+ * Nothing here knows about FUSE, HTTP or image formats.
+ */
+
+/** Inode number of a node as shown to users; stable for the life of a mount. */
+export type Ino = number;
+
+/** The inode number of the mount's root directory. */
+export const ROOT_INO: Ino = 1;
+
+/** Who is asking: the credentials of the process behind a request. */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/** A time as the kernel passes it: seconds and nanoseconds, or one of the special nsec values. */
+export interface TimeSpec {
+  sec: number;
+  nsec: number;
+}
+
+/** Attributes of a node (what `stat` shows). Times are nanoseconds since the epoch. */
+export interface Attr {
+  ino: Ino;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blksize: number;
+  blocks: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+/** The changes `setattr` makes; absent fields stay as they are. */
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: TimeSpec;
+  mtime?: TimeSpec;
+}
+
+export interface DirEntry {
+  name: string;
+  ino: Ino;
+  /** File type bits (S_IFMT part of st_mode). */
+  type: number;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+export interface OpenResult {
+  /** Handle for read/write/release; always >= 1. */
+  fh: number;
+  /**
+   * True when the kernel may keep cached pages across opens: the content is an immutable lower
+   * file, so nothing can change it behind the kernel's back.
+   */
+  keepCache: boolean;
+}
+
+export interface RenameFlags {
+  noReplace?: boolean;
+  exchange?: boolean;
+}
+
+/**
+ * One async method per filesystem operation. Every rejection is an error with an errno `code`
+ * (FsError or a Node system error); the transport maps it to an errno in one place.
+ */
+export interface UnionFs {
+  lookup(parent: Ino, name: string): Promise<Attr>;
+  /** Like lookup, but only resolves the name (no attributes): what path-based transports need. */
+  resolve(parent: Ino, name: string): Promise<Ino>;
+  getattr(ino: Ino, fh?: number): Promise<Attr>;
+  setattr(ino: Ino, changes: SetAttr, fh?: number): Promise<Attr>;
+  readlink(ino: Ino): Promise<string>;
+  readdir(ino: Ino): Promise<DirEntry[]>;
+
+  mkdir(parent: Ino, name: string, mode: number, caller: Caller): Promise<Attr>;
+  mknod(parent: Ino, name: string, mode: number, rdev: number, caller: Caller): Promise<Attr>;
+  symlink(parent: Ino, name: string, target: string, caller: Caller): Promise<Attr>;
+  link(ino: Ino, newParent: Ino, newName: string): Promise<Attr>;
+  unlink(parent: Ino, name: string): Promise<void>;
+  rmdir(parent: Ino, name: string): Promise<void>;
+  rename(parent: Ino, name: string, newParent: Ino, newName: string, flags?: RenameFlags): Promise<void>;
+
+  open(ino: Ino, flags: number): Promise<OpenResult>;
+  create(parent: Ino, name: string, mode: number, flags: number, caller: Caller): Promise<OpenResult & { attr: Attr }>;
+  read(fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
+  write(fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
+  flush(fh: number): Promise<void>;
+  fsync(fh: number, dataOnly: boolean): Promise<void>;
+  release(fh: number): Promise<void>;
+
+  getxattr(ino: Ino, name: string): Promise<Buffer>;
+  setxattr(ino: Ino, name: string, value: Buffer, flags: number): Promise<void>;
+  listxattr(ino: Ino): Promise<string[]>;
+  removexattr(ino: Ino, name: string): Promise<void>;
+
+  statfs(ino: Ino): Promise<StatFs>;
+  access(ino: Ino, mask: number, caller: Caller): Promise<void>;
+
+  /** Forgets a node that the transport no longer references (no-op for nodes still in use). */
+  forget(ino: Ino): void;
+  /** Releases every handle and host resource. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,185 @@
+import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
+import { FsError, isErrno } from '../errors.js';
+import * as native from '../native/index.js';
+import { OPAQUE_MARKER, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
+import { LayerDir, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
+import type { Node } from './node.js';
+import type { MergedTree } from './tree.js';
+
+/**
+ * Everything that writes to the upper directory on behalf of the merged view: copy-up, whiteouts
+ * and opaque markers. New entries are prepared in the work directory and renamed into place, so a
+ * crash never leaves a partial file visible in the upper.
+ *
+ * On-disk format (docs/decisions.md): the upper uses OCI markers, `.wh.NAME` files and
+ * `.wh..wh..opq`, so an upper directory is already an OCI layer diff.
+ */
+export class UpperWriter {
+  readonly #tree: MergedTree;
+  readonly #work: LayerDir;
+  readonly #inFlight = new Map<Node, Promise<void>>();
+  #counter = 0;
+
+  constructor(tree: MergedTree, work: LayerDir) {
+    this.#tree = tree;
+    this.#work = work;
+  }
+
+  /** A fresh path in the work directory, on the same filesystem as the upper. */
+  tempPath(kind: string): string {
+    return this.#work.host(`/${kind}-${process.pid}-${++this.#counter}`);
+  }
+
+  /** Makes sure `node` exists in the upper (copying up its parents first); idempotent. */
+  async copyUp(node: Node): Promise<void> {
+    if (node.inUpper) return;
+    const running = this.#inFlight.get(node);
+    if (running !== undefined) return running;
+    const job = this.#copyUp(node).finally(() => this.#inFlight.delete(node));
+    this.#inFlight.set(node, job);
+    return job;
+  }
+
+  async #copyUp(node: Node): Promise<void> {
+    if (node.parent !== null) await this.copyUp(node.parent);
+    const st = await this.#tree.lstat(node);
+    const source = this.#tree.backing(node).path;
+    const target = this.#tree.upperPath(node.relPath);
+    const temp = this.tempPath('copyup');
+    await this.#createCopy(node.type, source, temp, st);
+    try {
+      await applyMetadata(temp, source, st);
+      await native.renameat2(temp, target, native.constants.RENAME_NOREPLACE);
+    } catch (err) {
+      await fsp.rm(temp, { recursive: true, force: true });
+      throw err;
+    }
+    // The copy keeps the node's inode number, except for a file hardlinked in its layer: its other
+    // names still show the lower copy, so it becomes a file of its own (docs/union-semantics.md).
+    const copied = await fsp.lstat(target, { bigint: true });
+    if (fileType(node.type) !== S_IFDIR && st.nlink > 1n) this.#tree.nodes.renumber(node, this.#tree.numbers.fresh());
+    this.#tree.upperInos.set(copied.ino, node.ino);
+    node.upperIno = copied.ino;
+    node.inUpper = true;
+    node.lowerStat = undefined;
+    node.generation++;
+    if (fileType(node.type) !== S_IFDIR) node.lowers = [];
+    node.parent?.invalidateListing();
+    node.listings.delete('upper');
+  }
+
+  async #createCopy(type: number, source: string, temp: string, st: BigIntStats): Promise<void> {
+    switch (fileType(type)) {
+      case S_IFREG:
+        // copyFile uses FICLONE (reflink) where the filesystem can, else copy_file_range in the
+        // kernel: no data passes through JavaScript.
+        await fsp.copyFile(source, temp, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE);
+        return;
+      case S_IFDIR:
+        await fsp.mkdir(temp, { mode: 0o700 });
+        return;
+      case S_IFLNK:
+        await fsp.symlink(await fsp.readlink(source, { encoding: 'buffer' }), temp);
+        return;
+      default:
+        await native.mknod(temp, Number(st.mode), Number(st.rdev));
+    }
+  }
+
+  /**
+   * Copies up `node` and, for a directory, everything visible below it, ending with an upper tree
+   * that no longer needs any lower layer. Used before a directory that has lower parts is renamed.
+   */
+  async copyUpTree(node: Node, lookupChildren: (dir: Node) => Promise<Node[]>): Promise<void> {
+    await this.copyUp(node);
+    if (fileType(node.type) !== S_IFDIR) return;
+    for (const child of await lookupChildren(node)) await this.copyUpTree(child, lookupChildren);
+  }
+
+  /** Writes a whiteout for `name` in the upper part of `dir` (which must already be copied up). */
+  async writeWhiteout(dir: Node, name: string): Promise<void> {
+    const marker = this.#tree.upperPath(dir.childPath(whiteoutName(name)));
+    const handle = await fsp.open(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
+    await handle.close();
+    dir.invalidateListing();
+  }
+
+  async removeWhiteout(dir: Node, name: string): Promise<void> {
+    await removeIfPresent(this.#tree.upperPath(dir.childPath(whiteoutName(name))));
+    dir.invalidateListing();
+  }
+
+  /** Makes an upper directory opaque, so nothing of the lower layers shows inside it. */
+  async makeOpaque(upperDirPath: string): Promise<void> {
+    const handle = await fsp.open(`${upperDirPath}/${OPAQUE_MARKER}`, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
+    await handle.close();
+  }
+
+  /**
+   * Removes an upper directory that is empty in the merged view: all that may be left in it are
+   * markers. It is first moved into the work directory so the name disappears atomically.
+   */
+  async removeUpperDir(upperDirPath: string): Promise<void> {
+    const temp = this.tempPath('rmdir');
+    await fsp.rename(upperDirPath, temp);
+    await fsp.rm(temp, { recursive: true, force: true });
+  }
+
+  /** Moves an upper entry out of the tree into the work directory (for files still open). */
+  async detach(upperPath: string): Promise<string> {
+    const temp = this.tempPath('orphan');
+    await fsp.rename(upperPath, temp);
+    return temp;
+  }
+}
+
+/** Owner, mode, xattrs and times of `st`/`source` onto `target`, in the order that keeps setuid. */
+export async function applyMetadata(target: string, source: string, st: BigIntStats): Promise<void> {
+  const type = fileType(Number(st.mode));
+  await fsp.lchown(target, Number(st.uid), Number(st.gid));
+  if (type !== S_IFLNK) await fsp.chmod(target, Number(st.mode) & 0o7777);
+  await copyXattrs(source, target);
+  await native.lutimens(target, nsToSpec(st.atimeNs), nsToSpec(st.mtimeNs));
+}
+
+async function copyXattrs(source: string, target: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await native.llistxattr(source);
+  } catch (err) {
+    if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return;
+    throw err;
+  }
+  for (const name of names) {
+    if (isPrivateXattr(name)) continue;
+    let value: Buffer;
+    try {
+      value = await native.lgetxattr(source, name);
+    } catch (err) {
+      if (isErrno(err, 'ENODATA')) continue;
+      throw err;
+    }
+    await native.lsetxattr(target, name, value, 0);
+  }
+}
+
+export function nsToSpec(ns: bigint): { sec: number; nsec: number } {
+  const sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  if (nsec < 0n) nsec += 1_000_000_000n;
+  return { sec: Number(ns < 0n && nsec !== 0n ? sec - 1n : sec), nsec: Number(nsec) };
+}
+
+export async function removeIfPresent(path: string): Promise<boolean> {
+  try {
+    await fsp.unlink(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export function assertWritable(upper: LayerDir | undefined, syscall: string, path: string): asserts upper is LayerDir {
+  if (upper === undefined) throw new FsError('EROFS', syscall, path);
+}
