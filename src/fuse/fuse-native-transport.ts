@@ -3,8 +3,8 @@ import { logEnabled, log } from '../log.js';
 import type { Attr, Caller, UnionFs } from '../union/types.js';
 import { toErrno } from './errno.js';
 import { PathResolver } from './path-resolver.js';
-import type { Mounted, Transport, TransportOptions } from './transport.js';
-import type { FuseConstructor, FuseOps, FuseStat, FuseCallerContext } from './fuse-native-types.js';
+import type { Transport, TransportOptions } from './transport.js';
+import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } from './fuse-native-types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -18,18 +18,28 @@ const require = createRequire(import.meta.url);
 export const mountWithFuseNative: Transport = async (fs, mountpoint, options) => {
   const Fuse = require('fuse-native') as FuseConstructor;
   const paths = new PathResolver(fs);
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse), {
+  let instance: FuseInstance | undefined;
+  // The caller's credentials are only readable synchronously inside a handler.
+  const callerNow = (): Caller => {
+    const ctx = instance?.getContext() ?? null;
+    return { uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 };
+  };
+  let sessionEnded!: () => void;
+  const ended = new Promise<void>((resolve) => (sessionEnded = resolve));
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
     options: mountOptions(options),
-  });
+    onSessionEnd: () => sessionEnded(),
+  } satisfies FuseOptions);
+  instance = fuse;
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
-  const mounted: Mounted = {
+  return {
+    ended,
     unmount: (lazy = false) =>
       new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve()), lazy)),
   };
-  return mounted;
 };
 
 function mountOptions(options: TransportOptions): string[] {
@@ -51,127 +61,135 @@ function mountOptions(options: TransportOptions): string[] {
   return opts;
 }
 
-type Reply = (code: number, ...results: unknown[]) => void;
-
-function buildOps(fs: UnionFs, paths: PathResolver, Fuse: FuseConstructor): FuseOps {
-  /** Runs `work`, replying with its result or with the errno of its failure. */
-  const run = (op: string, path: string, cb: Reply, work: () => Promise<unknown[] | void>) => {
+function buildOps(fs: UnionFs, paths: PathResolver, Fuse: FuseConstructor, callerNow: () => Caller): FuseOps {
+  /** Runs `work`, replying with its results or with the errno of its failure. */
+  const run = (op: string, path: string, cb: unknown, work: () => Promise<unknown[] | void>) => {
     if (logEnabled('debug')) log.debug(`${op} ${path}`);
+    const reply = cb as (err: number, ...results: unknown[]) => void;
     work().then(
-      (results) => cb(0, ...(results ?? [])),
-      (err: unknown) => cb(toErrno(err, op, path)),
+      (results) => reply(0, ...(results ?? [])),
+      (err: unknown) => reply(toErrno(err, op, path)),
     );
   };
   /** read/write reply with a byte count or a negative errno in the first argument. */
   const runCount = (op: string, path: string, cb: (n: number) => void, work: () => Promise<number>) => {
     work().then(cb, (err: unknown) => cb(toErrno(err, op, path)));
   };
-  const caller = (ctx: FuseCallerContext | undefined): Caller => ({ uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 });
   const openFlags = (keepCache: boolean) => (keepCache ? Fuse.OPEN_KEEP_CACHE : 0);
+  const ino = (path: string) => paths.ino(path);
 
   return {
     init: (cb) => cb(0),
-    getattr: (path, cb) => run('getattr', path, cb, async () => [toFuseStat(await fs.getattr(await paths.ino(path)))]),
-    fgetattr: (path, fd, cb) =>
-      run('fgetattr', path, cb, async () => [toFuseStat(await fs.getattr(await paths.ino(path), fd))]),
-    access: (path, mode, cb) =>
-      run('access', path, cb, async () => fs.access(await paths.ino(path), mode, caller(undefined))),
-    statfs: (path, cb) => run('statfs', path, cb, async () => [await fs.statfs(await paths.ino(path))]),
-    readlink: (path, cb) => run('readlink', path, cb, async () => [await fs.readlink(await paths.ino(path))]),
+    getattr: (path, cb) => run('getattr', path, cb, async () => [toFuseStat(await fs.getattr(await ino(path)))]),
+    fgetattr: (path, fd, cb) => run('fgetattr', path, cb, async () => [toFuseStat(await fs.getattr(await ino(path), fd))]),
+    access: (path, mode, cb) => {
+      const caller = callerNow();
+      run('access', path, cb, async () => fs.access(await ino(path), mode, caller));
+    },
+    statfs: (path, cb) => run('statfs', path, cb, async () => [await fs.statfs(await ino(path))]),
+    readlink: (path, cb) => run('readlink', path, cb, async () => [await fs.readlink(await ino(path))]),
     readdir: (path, cb) =>
       run('readdir', path, cb, async () => {
-        const entries = await fs.readdir(await paths.ino(path));
+        const entries = await fs.readdir(await ino(path));
         return [entries.map((e) => e.name), entries.map((e) => ({ ino: e.ino, mode: e.type }))];
       }),
-    opendir: (path, _flags, cb) => run('opendir', path, cb, async () => [0]),
+    opendir: (path, _flags, cb) => run('opendir', path, cb, async () => [0, 0]),
     releasedir: (_path, _fd, cb) => cb(0),
 
     open: (path, flags, cb) =>
       run('open', path, cb, async () => {
-        const { fh, keepCache } = await fs.open(await paths.ino(path), flags);
+        const { fh, keepCache } = await fs.open(await ino(path), flags);
         return [fh, openFlags(keepCache)];
       }),
-    create: (path, mode, flags, ctx, cb) =>
+    create: (path, mode, flags, cb) => {
+      const caller = callerNow();
       run('create', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
-        const { fh } = await fs.create(parent, name, mode, flags, caller(ctx));
+        const { fh } = await fs.create(parent, name, mode, flags, caller);
         return [fh, 0];
-      }),
-    read: (path, fd, buf, len, pos, cb) => runCount('read', path, cb, () => fs.read(fd, buf, len, pos)),
-    write: (path, fd, buf, len, pos, cb) => runCount('write', path, cb, () => fs.write(fd, buf, len, pos)),
+      });
+    },
+    read: (path, fd, buf, len, pos, cb) => runCount('read', path ?? '', cb, () => fs.read(fd, buf, len, pos)),
+    write: (path, fd, buf, len, pos, cb) => runCount('write', path ?? '', cb, () => fs.write(fd, buf, len, pos)),
     flush: (path, fd, cb) => run('flush', path, cb, () => fs.flush(fd)),
     fsync: (path, datasync, fd, cb) => run('fsync', path, cb, () => fs.fsync(fd, datasync !== 0)),
     fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
     release: (path, fd, cb) => run('release', path, cb, () => fs.release(fd)),
 
-    truncate: (path, size, cb) =>
-      run('truncate', path, cb, async () => void (await fs.setattr(await paths.ino(path), { size }))),
+    truncate: (path, size, cb) => run('truncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }))),
     ftruncate: (path, fd, size, cb) =>
-      run('ftruncate', path, cb, async () => void (await fs.setattr(await paths.ino(path), { size }, fd))),
+      run('ftruncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }, fd))),
     utimens: (path, atime, mtime, cb) =>
-      run('utimens', path, cb, async () => void (await fs.setattr(await paths.ino(path), { atime, mtime }))),
-    chmod: (path, mode, cb) =>
-      run('chmod', path, cb, async () => void (await fs.setattr(await paths.ino(path), { mode }))),
+      run('utimens', path, cb, async () => void (await fs.setattr(await ino(path), { atime, mtime }))),
+    chmod: (path, mode, cb) => run('chmod', path, cb, async () => void (await fs.setattr(await ino(path), { mode }))),
     chown: (path, uid, gid, cb) =>
       run('chown', path, cb, async () => {
-        const unchanged = 0xffffffff;
-        await fs.setattr(await paths.ino(path), {
-          uid: uid === unchanged || uid === -1 ? undefined : uid,
-          gid: gid === unchanged || gid === -1 ? undefined : gid,
-        });
+        await fs.setattr(await ino(path), { uid: uid === -1 ? undefined : uid, gid: gid === -1 ? undefined : gid });
       }),
 
-    mkdir: (path, mode, ctx, cb) =>
+    mkdir: (path, mode, cb) => {
+      const caller = callerNow();
       run('mkdir', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
-        await fs.mkdir(parent, name, mode, caller(ctx));
-      }),
-    mknod: (path, mode, dev, ctx, cb) =>
+        await fs.mkdir(parent, name, mode, caller);
+      });
+    },
+    mknod: (path, mode, dev, cb) => {
+      const caller = callerNow();
       run('mknod', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
-        await fs.mknod(parent, name, mode, dev, caller(ctx));
-      }),
-    symlink: (target, path, ctx, cb) =>
+        await fs.mknod(parent, name, mode, dev, caller);
+      });
+    },
+    symlink: (target, path, cb) => {
+      const caller = callerNow();
       run('symlink', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
-        await fs.symlink(parent, name, target, caller(ctx));
-      }),
+        await fs.symlink(parent, name, target, caller);
+      });
+    },
     link: (from, to, cb) =>
       run('link', to, cb, async () => {
         const { parent, name } = await paths.parentOf(to);
-        await fs.link(await paths.ino(from), parent, name);
+        await fs.link(await ino(from), parent, name);
       }),
     unlink: (path, cb) =>
       run('unlink', path, cb, async () => {
         // The last release of a hidden (unlinked-while-open) file: the engine already removed it.
         if (paths.dropHidden(path)) return;
         const { parent, name } = await paths.parentOf(path);
+        const removed = await ino(path);
         await fs.unlink(parent, name);
+        fs.forget(removed); // libfuse's path API never names a removed node again
       }),
     rmdir: (path, cb) =>
       run('rmdir', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
+        const removed = await ino(path);
         await fs.rmdir(parent, name);
+        fs.forget(removed);
       }),
     rename: (from, to, cb) =>
       run('rename', from, cb, async () => {
         const source = await paths.parentOf(from);
         if (paths.isHiddenName(to) && paths.hiddenAlias(to) === undefined) {
           // libfuse hides a file that is unlinked (or renamed over) while open.
-          const ino = await paths.ino(from);
+          const hidden = await ino(from);
           await fs.unlink(source.parent, source.name);
-          paths.addHidden(to, ino);
+          paths.addHidden(to, hidden);
           return;
         }
         const target = await paths.parentOf(to);
+        const replaced = await ino(to).catch(() => undefined);
         await fs.rename(source.parent, source.name, target.parent, target.name);
+        if (replaced !== undefined) fs.forget(replaced);
       }),
 
-    getxattr: (path, name, cb) => run('getxattr', path, cb, async () => [await fs.getxattr(await paths.ino(path), name)]),
+    getxattr: (path, name, cb) => run('getxattr', path, cb, async () => [await fs.getxattr(await ino(path), name)]),
     setxattr: (path, name, value, flags, cb) =>
-      run('setxattr', path, cb, async () => fs.setxattr(await paths.ino(path), name, Buffer.from(value), flags)),
-    listxattr: (path, cb) => run('listxattr', path, cb, async () => [await fs.listxattr(await paths.ino(path))]),
-    removexattr: (path, name, cb) => run('removexattr', path, cb, async () => fs.removexattr(await paths.ino(path), name)),
+      run('setxattr', path, cb, async () => fs.setxattr(await ino(path), name, value, flags)),
+    listxattr: (path, cb) => run('listxattr', path, cb, async () => [await fs.listxattr(await ino(path))]),
+    removexattr: (path, name, cb) => run('removexattr', path, cb, async () => fs.removexattr(await ino(path), name)),
   };
 }
 
@@ -187,8 +205,8 @@ function toFuseStat(attr: Attr): FuseStat {
     blksize: attr.blksize,
     blocks: attr.blocks,
     dev: 0,
-    atimeNs: attr.atimeNs,
-    mtimeNs: attr.mtimeNs,
-    ctimeNs: attr.ctimeNs,
+    atime: attr.atimeNs,
+    mtime: attr.mtimeNs,
+    ctime: attr.ctimeNs,
   };
 }

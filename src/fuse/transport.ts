@@ -14,6 +14,8 @@ export interface TransportOptions {
 /** A mounted filesystem; `unmount` detaches it and stops serving. */
 export interface Mounted {
   unmount(lazy?: boolean): Promise<void>;
+  /** Settles when the kernel connection is gone (also after an unmount done by someone else). */
+  readonly ended: Promise<void>;
 }
 
 /**

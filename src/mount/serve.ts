@@ -67,7 +67,6 @@ export async function serveUnion(options: ServeOptions): Promise<void> {
     const stop = async (reason: string, unmountFirst: boolean) => {
       if (stopping) return;
       stopping = true;
-      clearInterval(watch);
       log.info(`stopping: ${reason}`);
       if (unmountFirst) {
         try {
@@ -85,11 +84,7 @@ export async function serveUnion(options: ServeOptions): Promise<void> {
     process.once('SIGTERM', () => void stop('SIGTERM', true));
     process.on('SIGHUP', () => undefined);
     // Someone ran umount/fusermount3 -u on the mountpoint: the kernel connection is gone.
-    const watch = setInterval(() => {
-      void mountAt(mountpoint).then((entry) => {
-        if (entry?.fstype !== LAYERFS_FSTYPE) void stop('unmounted from outside', false);
-      });
-    }, 500);
+    void mounted.ended.then(() => stop('the kernel connection ended', false));
   });
 }
 

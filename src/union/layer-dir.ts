@@ -36,7 +36,8 @@ export class LayerDir {
 
   /** Host path of `rel` ('' for the layer root, otherwise '/a/b'). */
   host(rel: string): string {
-    return this.#prefix + rel;
+    // The bare /proc/self/fd/N is a symlink; with a trailing slash it is the directory itself.
+    return rel === '' ? this.#prefix + '/' : this.#prefix + rel;
   }
 
   close(): void {

@@ -39,6 +39,8 @@ export class Node {
   unlinked = false;
   /** Real inode number of the upper entry, once the node is in the upper. */
   upperIno: bigint | undefined = undefined;
+  /** Last attributes read for an upper node: what an unlinked node reports once its file is gone. */
+  lastStat: BigIntStats | undefined = undefined;
   /** Where an open file that was unlinked from the upper now lives (in the work directory). */
   orphanPath: string | undefined = undefined;
   /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */

@@ -243,8 +243,13 @@ export class MergedTree {
   /** Host lstat of what users see at `node` (upper entries are read fresh, lower ones cached). */
   async lstat(node: Node): Promise<BigIntStats> {
     if (!node.inUpper && node.lowerStat !== undefined) return node.lowerStat;
+    if (node.unlinked && node.inUpper) {
+      if (node.lastStat !== undefined) return node.lastStat;
+      throw new FsError('ESTALE', 'getattr', node.relPath);
+    }
     const st = await fsp.lstat(this.backing(node).path, { bigint: true });
     if (!node.inUpper) node.lowerStat = st;
+    else node.lastStat = st;
     return st;
   }
 
@@ -263,8 +268,8 @@ export class MergedTree {
     const child = dir.children.get(name);
     if (child !== undefined) {
       dir.children.delete(name);
-      if (child.openCount === 0) this.nodes.remove(child);
-      else child.unlinked = true;
+      // The node stays in the table: a transport may still name it until it forgets it.
+      child.unlinked = true;
     }
     dir.invalidateListing();
   }

@@ -6,13 +6,13 @@ import * as native from '../native/index.js';
 import { isPrivateXattr, isReservedName, whiteoutName } from '../oci/whiteout.js';
 import { checkAccess, toAttr } from './attr.js';
 import { HandleTable, type OpenFile } from './handles.js';
-import { LayerDir, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
+import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
 import type { Node } from './node.js';
 import { RwLock } from './rw-lock.js';
 import { MergedTree, WHITEOUT_TYPE, checkName } from './tree.js';
 import type { Attr, Caller, DirEntry, Ino, OpenResult, RenameFlags, SetAttr, StatFs, UnionFs } from './types.js';
 import { ROOT_INO } from './types.js';
-import { UpperWriter, removeIfPresent } from './upper-writer.js';
+import { UpperWriter, fitsOciMarker, removeIfPresent } from './upper-writer.js';
 
 const read = promisify(fs.read);
 const write = promisify(fs.write);
@@ -263,6 +263,8 @@ export class UnionEngine implements UnionFs {
       const dir = await this.#prepareCreate(parent, name, 'mknod', writer);
       const path = this.#tree.upperPath(dir.childPath(name));
       const type = fileType(mode) === 0 ? S_IFREG : fileType(mode);
+      // A 0/0 character device is how overlay layers spell a whiteout (kernel overlayfs: EPERM).
+      if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', dir.childPath(name));
       await native.mknod(path, type | (mode & 0o7777), rdev);
       await this.#own(path, dir, caller, mode);
       return this.#finishCreate(dir, name, writer);
@@ -320,6 +322,7 @@ export class UnionEngine implements UnionFs {
     if (dir.unlinked) throw new FsError('ENOENT', syscall, dir.childPath(name));
     if ((await this.#tree.lookup(dir, name)) !== undefined) throw new FsError('EEXIST', syscall, dir.childPath(name));
     await writer.copyUp(dir);
+    await writer.clearOverlayWhiteout(dir, name);
     return dir;
   }
 
@@ -361,13 +364,19 @@ export class UnionEngine implements UnionFs {
       const node = await this.#existing(dir, name, 'unlink');
       if (fileType(node.type) === S_IFDIR) throw new FsError('EISDIR', 'unlink', node.relPath);
       await writer.copyUp(dir);
-      // Marker first: it never hides its own layer, so a crash between the steps loses nothing.
-      if (node.lowerPresent) await writer.writeWhiteout(dir, name);
-      if (node.inUpper) {
-        await this.#tree.releaseUpperIno(node);
-        const path = this.#tree.upperPath(node.relPath);
-        if (node.openCount > 0) node.orphanPath = await writer.detach(path);
-        else await fsp.unlink(path);
+      if (node.inUpper) await this.#tree.releaseUpperIno(node);
+      const path = this.#tree.upperPath(node.relPath);
+      if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
+        const moved = await writer.replaceWithWhiteout(path);
+        if (node.openCount > 0) node.orphanPath = moved;
+        else await fsp.unlink(moved);
+      } else {
+        // Marker first: it never hides its own layer, so a crash between the steps loses nothing.
+        if (node.lowerPresent) await writer.writeWhiteout(dir, name);
+        if (node.inUpper) {
+          if (node.openCount > 0) node.orphanPath = await writer.detach(path);
+          else await fsp.unlink(path);
+        }
       }
       this.#tree.forgetChild(dir, name);
     });
@@ -380,10 +389,13 @@ export class UnionEngine implements UnionFs {
       if (fileType(node.type) !== S_IFDIR) throw new FsError('ENOTDIR', 'rmdir', node.relPath);
       if ((await this.#tree.merged(node)).size > 0) throw new FsError('ENOTEMPTY', 'rmdir', node.relPath);
       await writer.copyUp(dir);
-      if (node.lowerPresent) await writer.writeWhiteout(dir, name);
-      if (node.inUpper) {
-        await this.#tree.releaseUpperIno(node);
-        await writer.removeUpperDir(this.#tree.upperPath(node.relPath));
+      const path = this.#tree.upperPath(node.relPath);
+      if (node.inUpper) await this.#tree.releaseUpperIno(node);
+      if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
+        await fsp.rm(await writer.replaceWithWhiteout(path), { recursive: true, force: true });
+      } else {
+        if (node.lowerPresent) await writer.writeWhiteout(dir, name);
+        if (node.inUpper) await writer.removeUpperDir(path);
       }
       this.#tree.forgetChild(dir, name);
     });
@@ -421,7 +433,8 @@ export class UnionEngine implements UnionFs {
       const srcPath = this.#tree.upperPath(src.relPath);
       const dstPath = this.#tree.upperPath(toDir.childPath(newName));
       if (srcIsDir && (src.lowers.length > 0 || dstLowerPresent)) await writer.makeOpaque(srcPath);
-      if (src.lowerPresent) await writer.writeWhiteout(fromDir, name);
+      const longName = src.lowerPresent && !fitsOciMarker(name);
+      if (src.lowerPresent && !longName) await writer.writeWhiteout(fromDir, name);
 
       if (dst !== undefined && dst.inUpper) await this.#tree.releaseUpperIno(dst);
       if (dst !== undefined && dst.inUpper && fileType(dst.type) === S_IFDIR) {
@@ -429,9 +442,11 @@ export class UnionEngine implements UnionFs {
         // rename(2) would refuse to replace: swap atomically, then drop the old one.
         await native.renameat2(srcPath, dstPath, native.constants.RENAME_EXCHANGE);
         await writer.removeUpperDir(srcPath);
+        if (longName) await writer.writeWhiteout(fromDir, name);
       } else {
         if (dst !== undefined && dst.inUpper && dst.openCount > 0) dst.orphanPath = await writer.detach(dstPath);
-        await fsp.rename(srcPath, dstPath);
+        // RENAME_WHITEOUT moves and leaves a whiteout in one step where no .wh. marker fits.
+        await native.renameat2(srcPath, dstPath, longName ? native.constants.RENAME_WHITEOUT : 0);
       }
       if (!srcIsDir) await removeIfPresent(this.#tree.upperPath(toDir.childPath(whiteoutName(newName))));
 
@@ -539,14 +554,20 @@ export class UnionEngine implements UnionFs {
     await closeFd(file.fd);
     const node = file.node;
     node.openCount--;
-    if (node.openCount === 0 && node.unlinked) {
-      if (node.orphanPath !== undefined) await removeIfPresent(node.orphanPath);
-      this.#tree.nodes.remove(node);
+    if (node.openCount === 0 && node.unlinked && node.orphanPath !== undefined) {
+      await removeIfPresent(node.orphanPath);
+      node.orphanPath = undefined;
     }
   }
 
-  forget(): void {
-    // Nodes are kept for the life of the mount: that is what keeps inode numbers stable.
+  /**
+   * Nodes in the tree are kept for the life of the mount (that keeps inode numbers stable); a
+   * removed node is dropped once the transport forgets it and nothing has it open.
+   */
+  forget(ino: Ino): void {
+    for (const node of this.#tree.nodes.names(ino)) {
+      if (node.unlinked && node.openCount === 0) this.#tree.nodes.remove(node);
+    }
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,8 @@
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
 import { FsError, isErrno } from '../errors.js';
 import * as native from '../native/index.js';
-import { OPAQUE_MARKER, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
-import { LayerDir, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
+import { OPAQUE_MARKER, isOverlayWhiteout, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
+import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
 import type { Node } from './node.js';
 import type { MergedTree } from './tree.js';
 
@@ -46,6 +46,8 @@ export class UpperWriter {
     const source = this.#tree.backing(node).path;
     const target = this.#tree.upperPath(node.relPath);
     const temp = this.tempPath('copyup');
+    // Copying a child up is no change of its directory: keep the directory's times as they were.
+    const parentTimes = node.parent === null ? undefined : await timesOf(this.#tree.upperPath(node.parent.relPath));
     await this.#createCopy(node.type, source, temp, st);
     try {
       await applyMetadata(temp, source, st);
@@ -57,6 +59,7 @@ export class UpperWriter {
     // The copy keeps the node's inode number, except for a file hardlinked in its layer: its other
     // names still show the lower copy, so it becomes a file of its own (docs/union-semantics.md).
     const copied = await fsp.lstat(target, { bigint: true });
+    if (parentTimes !== undefined) await restoreTimes(parentTimes.path, parentTimes.st);
     if (fileType(node.type) !== S_IFDIR && st.nlink > 1n) this.#tree.nodes.renumber(node, this.#tree.numbers.fresh());
     this.#tree.upperInos.set(copied.ino, node.ino);
     node.upperIno = copied.ino;
@@ -96,16 +99,47 @@ export class UpperWriter {
     for (const child of await lookupChildren(node)) await this.copyUpTree(child, lookupChildren);
   }
 
-  /** Writes a whiteout for `name` in the upper part of `dir` (which must already be copied up). */
+  /**
+   * Writes a whiteout for `name` in the upper part of `dir` (which must already be copied up).
+   * A name too long for the `.wh.` prefix gets the overlay form, a 0/0 character device at the
+   * name itself, so the name must then be free in the upper (see replaceWithWhiteout).
+   */
   async writeWhiteout(dir: Node, name: string): Promise<void> {
-    const marker = this.#tree.upperPath(dir.childPath(whiteoutName(name)));
-    const handle = await fsp.open(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
-    await handle.close();
+    if (fitsOciMarker(name)) {
+      const marker = this.#tree.upperPath(dir.childPath(whiteoutName(name)));
+      const handle = await fsp.open(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
+      await handle.close();
+    } else {
+      await native.mknod(this.#tree.upperPath(dir.childPath(name)), S_IFCHR, 0);
+    }
     dir.invalidateListing();
   }
 
+  /**
+   * Removes the upper entry at `path` leaving a whiteout for `name` in one atomic step where the
+   * OCI marker cannot be used (the name is too long): renameat2(RENAME_WHITEOUT).
+   */
+  async replaceWithWhiteout(path: string): Promise<string> {
+    const temp = this.tempPath('whiteout');
+    await native.renameat2(path, temp, native.constants.RENAME_WHITEOUT);
+    return temp;
+  }
+
   async removeWhiteout(dir: Node, name: string): Promise<void> {
-    await removeIfPresent(this.#tree.upperPath(dir.childPath(whiteoutName(name))));
+    if (fitsOciMarker(name)) await removeIfPresent(this.#tree.upperPath(dir.childPath(whiteoutName(name))));
+    dir.invalidateListing();
+  }
+
+  /**
+   * An overlay-form whiteout (0/0 character device) at `name` in the upper would block creating
+   * the name: turn it into an OCI marker first (or drop it when the name is too long for one).
+   */
+  async clearOverlayWhiteout(dir: Node, name: string): Promise<void> {
+    const path = this.#tree.upperPath(dir.childPath(name));
+    const st = await fsp.lstat(path).catch(() => undefined);
+    if (st === undefined || !isOverlayWhiteout(st.mode, st.rdev)) return;
+    if (fitsOciMarker(name)) await this.writeWhiteout(dir, name);
+    await fsp.unlink(path);
     dir.invalidateListing();
   }
 
@@ -161,6 +195,20 @@ async function copyXattrs(source: string, target: string): Promise<void> {
     }
     await native.lsetxattr(target, name, value, 0);
   }
+}
+
+/** `.wh.` + name must itself fit in NAME_MAX (255 bytes). */
+export function fitsOciMarker(name: string): boolean {
+  return Buffer.byteLength(name) + 4 <= 255;
+}
+
+async function timesOf(path: string): Promise<{ path: string; st: BigIntStats } | undefined> {
+  const st = await fsp.lstat(path, { bigint: true }).catch(() => undefined);
+  return st === undefined ? undefined : { path, st };
+}
+
+async function restoreTimes(path: string, st: BigIntStats): Promise<void> {
+  await native.lutimens(path, nsToSpec(st.atimeNs), nsToSpec(st.mtimeNs));
 }
 
 export function nsToSpec(ns: bigint): { sec: number; nsec: number } {
