@@ -26,6 +26,26 @@ export interface ServeOptions {
  * Nothing is left behind on failure: a mount that was made but could not be finished is detached.
  */
 export async function serveUnion(options: ServeOptions): Promise<void> {
+  // Signals are caught from the start: one that arrives while mounting stops the mount as soon as
+  // it is made, instead of killing the process half-way.
+  let signalled: ((signal: string) => void) | undefined;
+  const pendingSignals: string[] = [];
+  const onSignal = (signal: string) => (signalled ? signalled(signal) : pendingSignals.push(signal));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', () => undefined);
+  try {
+    await serve(options, (handler) => {
+      signalled = handler;
+      for (const signal of pendingSignals.splice(0)) handler(signal);
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function serve(options: ServeOptions, onStopSignal: (handler: (signal: string) => void) => void): Promise<void> {
   const stack = await validateStack(options.stack);
   const mountpoint = await validateMountpoint(options.mountpoint, stack);
   await checkFuseAvailable();
@@ -80,9 +100,7 @@ export async function serveUnion(options: ServeOptions): Promise<void> {
       await options.runDir.removeState(mountpoint, process.pid);
       resolve();
     };
-    process.once('SIGINT', () => void stop('SIGINT', true));
-    process.once('SIGTERM', () => void stop('SIGTERM', true));
-    process.on('SIGHUP', () => undefined);
+    onStopSignal((signal) => void stop(signal, true));
     // Someone ran umount/fusermount3 -u on the mountpoint: the kernel connection is gone.
     void mounted.ended.then(() => stop('the kernel connection ended', false));
   });

@@ -62,6 +62,7 @@ export async function unmount(mountpoint: string, options: UnmountOptions): Prom
     if (!stale || options.lazy === true) throw err;
     await detach(mountpoint, true); // a dead mount that something still holds
   }
+  if (state !== undefined && !processAlive(state.pid)) await options.runDir.removeState(mountpoint, state.pid);
   return stale ? 'stale' : 'detached';
 }
 

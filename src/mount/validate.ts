@@ -62,8 +62,12 @@ export async function checkFuseAvailable(): Promise<void> {
   }
   try {
     const handle = await fsp.open('/dev/fuse', fsc.O_RDWR);
+    const st = await handle.stat();
     await handle.close();
+    // The FUSE device is character device 10,229 (misc major, FUSE minor).
+    if (!st.isCharacterDevice() || st.rdev !== ((10 << 8) | 229)) throw new UserError('cannot use /dev/fuse: it is not the FUSE device');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const reason = isErrno(err, 'ENOENT') ? 'it does not exist (load the fuse module: modprobe fuse)' : (err as Error).message;
     throw new UserError(`cannot use /dev/fuse: ${reason}`, { cause: err });
   }

@@ -40,8 +40,13 @@ import {
 } from '../helpers/tree-dump.js';
 import { TempDirs, makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
+export const HARDLINK_SIBLING_LIMIT =
+  "fuse-native transport: libfuse 2's path API gives each name of a hardlinked file its own kernel inode, so a sibling's cached st_nlink is stale until --cache-timeout after unlink/rename (see docs/union-semantics.md)";
+
 export interface UnionCase {
   name: string;
+  /** Set when the fuse-native transport cannot meet the case yet: the mount run reports it as todo. */
+  mountLimit?: string;
   /** Lower layers, top first. */
   lowers: LayerSpec[];
   /** Initial content of the upper (only with `writable`). */
@@ -966,6 +971,7 @@ export const unionCases: UnionCase[] = [
   // ---- links ----
   {
     name: 'link() in the upper increases nlink and shares the inode',
+    mountLimit: HARDLINK_SIBLING_LIMIT,
     writable: true,
     upper: [file('u', 'U')],
     lowers: [[file('a', 'A')]],

@@ -16,6 +16,6 @@ const withFuseMount: WithClient = async (stack, fn) => {
 
 describe('union conformance: FUSE mount', () => {
   for (const kase of unionCases) {
-    it(kase.name, () => runUnionCase(kase, withFuseMount, { checkWorkdirEmpty: false }));
+    it(kase.name, { todo: kase.mountLimit }, () => runUnionCase(kase, withFuseMount, { checkWorkdirEmpty: false }));
   }
 });
