@@ -15,7 +15,7 @@
 # Everything is made once per parameter set; $CACHE/COMPLETE, written last, holds the parameter
 # set, so an interrupted or differently sized generation is redone rather than reused.
 
-LAYER_FORMAT=1   # bump when the layout below changes, so old caches are regenerated
+LAYER_FORMAT=2   # bump when the layout below changes, so old caches are regenerated
 
 layer_spec() {
   echo "format=$LAYER_FORMAT usr=${USR_DIRS// /,} big=$BIG_MIB bigdir=$BIGDIR_FILES copyup=$COPYUP_FILES extract=$EXTRACT_FILES rm=$RM_ENTRIES"
@@ -81,23 +81,27 @@ fill_tree() {
 make_mid() {
   local base=$LAYERS/base mid=$LAYERS/mid path n=0
   log "  mid layer: whiteouts and opaque directories"
-  # Every 50th regular file of base/usr is deleted by a 0/0 character device (overlay format).
-  while IFS= read -r path; do
-    mkdir -p "$mid/$(dirname "$path")"
-    mknod "$mid/$path" c 0 0
-    n=$((n + 1))
-  done < <(cd "$base" && find usr -type f | LC_ALL=C sort | awk 'NR % 50 == 0')
-  log "    $n file whiteouts"
   # Some directories three levels down are made opaque (hiding base's content) and get one file.
-  n=0
+  (cd "$base" && find usr -mindepth 3 -maxdepth 3 -type d | LC_ALL=C sort | awk 'NR % 50 == 1') > "$CACHE/opaque.list"
   while IFS= read -r path; do
     mkdir -p "$mid/$path"
     setfattr -n trusted.overlay.opaque -v y "$mid/$path"
     echo "added by mid above an opaque directory" > "$mid/$path/MID-ONLY"
     n=$((n + 1))
-  done < <(cd "$base" && find usr -mindepth 3 -maxdepth 3 -type d | LC_ALL=C sort | awk 'NR % 50 == 1')
+  done < "$CACHE/opaque.list"
   log "    $n opaque directories"
-  # Others are deleted whole by a whiteout (unless mid already has that directory from above).
+  # Every 50th regular file of base/usr is deleted by a 0/0 character device (overlay format),
+  # except inside the opaque directories: a whiteout there hides nothing, and kernel overlayfs
+  # lists such a whiteout in a directory that comes from one layer only (then fails to stat it).
+  n=0
+  while IFS= read -r path; do
+    mkdir -p "$mid/$(dirname "$path")"
+    mknod "$mid/$path" c 0 0
+    n=$((n + 1))
+  done < <(cd "$base" && find usr -type f | LC_ALL=C sort | awk 'NR % 50 == 0' \
+             | awk -F/ 'NR == FNR { opaque[$0] = 1; next } !(($1 "/" $2 "/" $3) in opaque)' "$CACHE/opaque.list" -)
+  log "    $n file whiteouts"
+  # Other directories are deleted whole by a whiteout (unless mid already has that directory).
   n=0
   while IFS= read -r path; do
     [[ -e $mid/$path ]] && continue

@@ -12,6 +12,8 @@ const IMPLS = ['overlay', 'fuse-overlayfs', 'layerfs'];
 const LABELS = { overlay: 'kernel overlayfs', 'fuse-overlayfs': 'fuse-overlayfs', layerfs: 'layerfs' };
 const BASELINE = 'overlay';
 const selected = (process.env.BENCH_IMPLS ?? IMPLS.join(' ')).split(' ');
+const mode = process.env.BENCH_MODE ?? 'full';
+const reps = Number(process.env.BENCH_REPS ?? 3);
 
 const rows = readLines(join(runDir, 'results.tsv')).map((line) => {
   const [impl, metric, rep, value, note = ''] = line.split('\t');
@@ -56,9 +58,11 @@ function cell(impl, result, base) {
   if (result.status === 'error') return `error¹`;
   if (result.status === 'notrun') return result.reason === 'not selected' ? 'not run (not selected)' : 'not run²';
   const time = formatSeconds(result.median);
-  if (impl === BASELINE) return time;
-  if (base?.status !== 'ok' || base.median === 0) return `${time} (—)`;
-  return `${time} (${formatRatio(result.median / base.median)})`;
+  // Fewer samples than repetitions: the workload ran over the long-run cap and was not repeated.
+  const runs = result.samples.length < reps ? `${result.samples.length} run${result.samples.length > 1 ? 's' : ''}` : '';
+  if (impl === BASELINE) return runs ? `${time} (${runs})` : time;
+  const ratio = base?.status !== 'ok' || base.median === 0 ? '—' : formatRatio(result.median / base.median);
+  return `${time} (${[ratio, runs].filter(Boolean).join(', ')})`;
 }
 
 function sh(cmd, args) {
@@ -111,8 +115,6 @@ for (const [metric] of workloads) {
 const rss = Object.fromEntries(IMPLS.map((impl) => [impl, peakRss(impl)]));
 const info = machine();
 const stats = layerStats();
-const mode = process.env.BENCH_MODE ?? 'full';
-const reps = Number(process.env.BENCH_REPS ?? 3);
 
 // Mismatched sanity counts (entries walked, bytes tarred...) hint that an implementation showed a
 // different tree than the kernel did.
@@ -134,7 +136,7 @@ for (const [metric, label] of workloads) {
   }
 }
 
-const walkEntries = results.walk?.[BASELINE]?.checks[0] ?? results.walk?.layerfs?.checks[0] ?? '?';
+const walkEntries = IMPLS.map((impl) => results.walk?.[impl]).find((r) => r?.status === 'ok')?.checks[0] ?? '?';
 const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
 const md = [];
 md.push(`### ${mode === 'full' ? 'Full' : 'Quick'} run, ${info.date.slice(0, 10)}`);
