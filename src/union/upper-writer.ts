@@ -48,8 +48,8 @@ export class UpperWriter {
     const temp = this.tempPath('copyup');
     // Copying a child up is no change of its directory: keep the directory's times as they were.
     const parentTimes = node.parent === null ? undefined : await timesOf(this.#tree.upperPath(node.parent.relPath));
-    await this.#createCopy(node.type, source, temp, st);
     try {
+      await this.#createCopy(node.type, source, temp, st);
       await applyMetadata(temp, source, st);
       await native.renameat2(temp, target, native.constants.RENAME_NOREPLACE);
     } catch (err) {
