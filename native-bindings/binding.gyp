@@ -9,6 +9,7 @@
         "src/op.c",
         "src/xattr.c",
         "src/mknod.c",
+        "src/lock.c",
         "src/rename.c",
         "src/times.c"
       ],

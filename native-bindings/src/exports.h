@@ -10,6 +10,7 @@
 
 bool lf_init_xattr(napi_env env, napi_value exports, napi_value constants);  /* xattr.c */
 bool lf_init_mknod(napi_env env, napi_value exports, napi_value constants);  /* mknod.c */
+bool lf_init_lock(napi_env env, napi_value exports, napi_value constants);   /* lock.c */
 bool lf_init_rename(napi_env env, napi_value exports, napi_value constants); /* rename.c */
 bool lf_init_times(napi_env env, napi_value exports, napi_value constants);  /* times.c */
 

@@ -1,6 +1,6 @@
 /*
  * layerfs_native: syscalls Node's fs module does not expose (xattrs,
- * mknod with device numbers, renameat2, nanosecond lutimens).
+ * mknod with device numbers, renameat2, nanosecond lutimens, flock).
  * This file only wires the per-concern modules together.
  */
 #include <node_api.h>
@@ -14,7 +14,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (!lf_init_xattr(env, exports, constants) ||
       !lf_init_mknod(env, exports, constants) ||
       !lf_init_rename(env, exports, constants) ||
-      !lf_init_times(env, exports, constants)) {
+      !lf_init_times(env, exports, constants) ||
+      !lf_init_lock(env, exports, constants)) {
     return NULL;
   }
   LF_CALL(env, napi_object_freeze(env, constants));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+export { processAlive } from '../proc.js';
 
 /**
  * Where running mounts leave their state and logs: /run/layerfs as root, else
@@ -59,14 +60,5 @@ export class RunDir {
   async removeState(mountpoint: string, pid: number): Promise<void> {
     const state = await this.readState(mountpoint);
     if (state !== undefined && state.pid === pid) await fsp.rm(this.statePath(mountpoint), { force: true });
-  }
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -24,6 +24,11 @@ export interface NativeConstants {
   readonly RENAME_EXCHANGE: number;
   /** renameat2 flag: leave a 0/0 character device (overlayfs whiteout) at `from`. */
   readonly RENAME_WHITEOUT: number;
+  /** flock operations: shared, exclusive, non-blocking (or-ed in), unlock. */
+  readonly LOCK_SH: number;
+  readonly LOCK_EX: number;
+  readonly LOCK_NB: number;
+  readonly LOCK_UN: number;
   /** Timespec.nsec value: set this timestamp to the current time. */
   readonly UTIME_NOW: number;
   /** Timespec.nsec value: leave this timestamp unchanged. */
@@ -71,6 +76,8 @@ interface Binding {
   lutimensSync(path: string, atime: Timespec, mtime: Timespec): void;
   futimens(fd: number, atime: Timespec, mtime: Timespec): Promise<void>;
   futimensSync(fd: number, atime: Timespec, mtime: Timespec): void;
+  flock(fd: number, operation: number): Promise<void>;
+  flockSync(fd: number, operation: number): void;
   constants: NativeConstants;
 }
 
@@ -225,6 +232,19 @@ export async function renameat2(from: string, to: string, flags = 0): Promise<vo
 }
 export function renameat2Sync(from: string, to: string, flags = 0): void {
   binding.renameat2Sync(from, to, flags);
+}
+
+// ---- advisory locks ------------------------------------------------------------
+
+/**
+ * flock(2): the kernel releases the lock when its holder dies, so a crashed process never leaves
+ * a lock that others must judge stale. A blocking lock waits on the thread pool, not the JS thread.
+ */
+export async function flock(fd: number, operation: number): Promise<void> {
+  return binding.flock(fd, operation);
+}
+export function flockSync(fd: number, operation: number): void {
+  binding.flockSync(fd, operation);
 }
 
 // ---- timestamps ----------------------------------------------------------------

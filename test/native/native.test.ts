@@ -83,6 +83,10 @@ describe('constants', () => {
       RENAME_WHITEOUT: 4,
       UTIME_NOW: (1 << 30) - 1,
       UTIME_OMIT: (1 << 30) - 2,
+      LOCK_SH: 1,
+      LOCK_EX: 2,
+      LOCK_NB: 4,
+      LOCK_UN: 8,
     });
     assert.equal(native.UTIME_NOW, native.constants.UTIME_NOW);
     assert.equal(native.RENAME_WHITEOUT, 4);
@@ -600,6 +604,37 @@ describe('errors', () => {
     ];
     for (const call of rangeErrors) {
       assert.throws(call, RangeError);
+    }
+  });
+});
+
+describe('flock', () => {
+  it('an exclusive lock excludes another open file description until released, and dies with its holder', async () => {
+    const { openSync, closeSync, writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { spawnSync } = await import('node:child_process');
+    const native = await import('../../src/native/index.js');
+    const dir = mkdtempSync(join(tmpdir(), 'flock-'));
+    const path = join(dir, 'lock');
+    writeFileSync(path, '');
+    const a = openSync(path, 'r');
+    const b = openSync(path, 'r');
+    try {
+      await native.flock(a, native.constants.LOCK_EX);
+      await assert.rejects(native.flock(b, native.constants.LOCK_EX | native.constants.LOCK_NB), { code: 'EAGAIN', syscall: 'flock' });
+      await native.flock(a, native.constants.LOCK_UN);
+      await native.flock(b, native.constants.LOCK_EX | native.constants.LOCK_NB);
+      await native.flock(b, native.constants.LOCK_UN);
+      // A process that dies holding the lock releases it.
+      const child = spawnSync('flock', ['-x', path, 'true']);
+      assert.equal(child.status, 0);
+      await native.flock(a, native.constants.LOCK_SH | native.constants.LOCK_NB);
+      await native.flock(b, native.constants.LOCK_SH | native.constants.LOCK_NB); // shared locks coexist
+    } finally {
+      closeSync(a);
+      closeSync(b);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
