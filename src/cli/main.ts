@@ -4,6 +4,11 @@ import { UserError } from '../errors.js';
 import { setLogLevel } from '../log.js';
 import { mountCommand } from './commands/mount.js';
 import { umountCommand } from './commands/umount.js';
+import { imagesCommand } from './commands/images.js';
+import { rmiCommand } from './commands/rmi.js';
+import { pruneCommand } from './commands/prune.js';
+import { dfCommand } from './commands/df.js';
+import { StoreError } from '../store/errors.js';
 
 /**
  * The only module that reads argv and the environment, prints for people and exits. Everything a
@@ -16,6 +21,10 @@ async function main(): Promise<void> {
     .usage('$0 <command> [options]')
     .command(mountCommand)
     .command(umountCommand)
+    .command(imagesCommand)
+    .command(rmiCommand)
+    .command(pruneCommand)
+    .command(dfCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()
@@ -27,6 +36,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof StoreError) {
+    process.stderr.write(`layerfs: ${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
   if (err instanceof UserError) {
     process.stderr.write(`layerfs: ${err.message}\n`);
     process.exitCode = err.exitCode;

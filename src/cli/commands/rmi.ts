@@ -1,0 +1,35 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { StoreError } from '../../store/errors.js';
+import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+
+interface RmiArgs extends StoreArgs {
+  images: string[];
+  force: boolean;
+}
+
+export const rmiCommand: CommandModule<object, RmiArgs> = {
+  command: 'rmi <images..>',
+  describe: 'Remove images (and the layers no other image uses)',
+  builder: (y: Argv) =>
+    withStoreOption(
+      y
+        .positional('images', { type: 'string', array: true, demandOption: true })
+        .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'remove even if a running mount uses it' }),
+    ) as unknown as Argv<RmiArgs>,
+  handler: async (args: ArgumentsCamelCase<RmiArgs>) => {
+    const store = await openStore(args);
+    const failures: string[] = [];
+    for (const name of args.images) {
+      try {
+        const { untagged, deletedLayers } = await store.removeImage(name, { force: args.force });
+        for (const ref of untagged) process.stdout.write(`Untagged: ${ref}\n`);
+        for (const layer of deletedLayers) process.stdout.write(`Deleted: ${layer}\n`);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        failures.push(err.message);
+      }
+    }
+    if (failures.length > 0) throw new UserError(failures.join('\n'));
+  },
+};
