@@ -26,7 +26,20 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
   };
   let sessionEnded!: () => void;
   const ended = new Promise<void>((resolve) => (sessionEnded = resolve));
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow), {
+  /** Drops the kernel's cached entries `names` of the root directory; settles when done. */
+  const invalidateTop = (names: Iterable<string>) =>
+    Promise.all(
+      [...new Set(names)].map(
+        (name) =>
+          new Promise<void>((resolve) =>
+            instance?.invalidateEntry(name, (err) => {
+              if (err) log.warn('kernel cache invalidation failed', { name, err: err.message });
+              resolve();
+            }) ?? resolve(),
+          ),
+      ),
+    ).then(() => undefined);
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateTop), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
@@ -61,7 +74,40 @@ function mountOptions(options: TransportOptions): string[] {
   return opts;
 }
 
-function buildOps(fs: UnionFs, paths: PathResolver, Fuse: FuseConstructor, callerNow: () => Caller): FuseOps {
+function buildOps(
+  fs: UnionFs,
+  paths: PathResolver,
+  Fuse: FuseConstructor,
+  callerNow: () => Caller,
+  invalidateTop: (names: Iterable<string>) => Promise<void>,
+): FuseOps {
+  /**
+   * libfuse 2's path API gives every name of a hardlinked file its own kernel inode: when the link
+   * count changes through one name, the others' cached attributes go stale. Invalidating each
+   * other name's top-level directory entry makes the kernel look that subtree up afresh.
+   */
+  const topNames = (names: string[]) => names.map((p) => p.split('/')[1]!);
+  /**
+   * Runs a change that may alter the link count of the names `work` returns. The invalidation
+   * needs the root directory's lock: when the request itself works in the root directory (and so
+   * holds that lock) it can only go out after the reply; otherwise it is done before replying, so
+   * the caller's next stat already sees fresh attributes.
+   */
+  const runRefreshing = (op: string, dirs: string[], cb: unknown, work: () => Promise<string[]>) => {
+    const reply = cb as (err: number) => void;
+    const inRoot = dirs.some((d) => d.lastIndexOf('/') === 0);
+    work().then(
+      async (names) => {
+        if (names.length === 0) return reply(0);
+        if (!inRoot) await invalidateTop(topNames(names));
+        reply(0);
+        // A name the request itself used (link's source) stays busy until the reply is out, so
+        // its entry can only be dropped now; the kernel gives no way to do it any sooner.
+        void invalidateTop(topNames(names));
+      },
+      (err: unknown) => reply(toErrno(err, op, dirs[0] ?? '')),
+    );
+  };
   /** Runs `work`, replying with its results or with the errno of its failure. */
   const run = (op: string, path: string, cb: unknown, work: () => Promise<unknown[] | void>) => {
     if (logEnabled('debug')) log.debug(`${op} ${path}`);
@@ -149,18 +195,21 @@ function buildOps(fs: UnionFs, paths: PathResolver, Fuse: FuseConstructor, calle
       });
     },
     link: (from, to, cb) =>
-      run('link', to, cb, async () => {
+      runRefreshing('link', [to], cb, async () => {
         const { parent, name } = await paths.parentOf(to);
-        await fs.link(await ino(from), parent, name);
+        const source = await ino(from);
+        await fs.link(source, parent, name);
+        return fs.namesOf(source);
       }),
     unlink: (path, cb) =>
-      run('unlink', path, cb, async () => {
+      runRefreshing('unlink', [path], cb, async () => {
         // The last release of a hidden (unlinked-while-open) file: the engine already removed it.
-        if (paths.dropHidden(path)) return;
+        if (paths.dropHidden(path)) return [];
         const { parent, name } = await paths.parentOf(path);
         const removed = await ino(path);
         await fs.unlink(parent, name);
         fs.forget(removed); // libfuse's path API never names a removed node again
+        return fs.namesOf(removed);
       }),
     rmdir: (path, cb) =>
       run('rmdir', path, cb, async () => {
@@ -170,19 +219,21 @@ function buildOps(fs: UnionFs, paths: PathResolver, Fuse: FuseConstructor, calle
         fs.forget(removed);
       }),
     rename: (from, to, cb) =>
-      run('rename', from, cb, async () => {
+      runRefreshing('rename', [from, to], cb, async () => {
         const source = await paths.parentOf(from);
         if (paths.isHiddenName(to) && paths.hiddenAlias(to) === undefined) {
           // libfuse hides a file that is unlinked (or renamed over) while open.
           const hidden = await ino(from);
           await fs.unlink(source.parent, source.name);
           paths.addHidden(to, hidden);
-          return;
+          return fs.namesOf(hidden);
         }
         const target = await paths.parentOf(to);
         const replaced = await ino(to).catch(() => undefined);
         await fs.rename(source.parent, source.name, target.parent, target.name);
-        if (replaced !== undefined) fs.forget(replaced);
+        if (replaced === undefined) return [];
+        fs.forget(replaced);
+        return fs.namesOf(replaced);
       }),
 
     getxattr: (path, name, cb) => run('getxattr', path, cb, async () => [await fs.getxattr(await ino(path), name)]),

@@ -316,6 +316,26 @@ export interface FuseInstance {
    * inside a handler, before any await or callback hop; null elsewhere.
    */
   getContext(): FuseContext | null;
+  /**
+   * Tell the kernel to drop its cached dentry `name` in the mount's ROOT directory
+   * (FUSE_NOTIFY_INVAL_ENTRY on node 1). For a directory every unused dentry below it is
+   * dropped too (d_invalidate), so the next access looks the names up again and gets
+   * fresh attributes -- e.g. a stale st_nlink of another name of a hardlinked file (libfuse
+   * 2's path API gives each name its own kernel inode).
+   *
+   * `name`: one path component, non-empty, <= 255 bytes (UTF-8 for strings; a Buffer
+   * is raw bytes), no '/' or NUL, not '.' or '..'; anything else throws a TypeError.
+   *
+   * Asynchronous, on a native thread of its own (never the JS thread or the libuv pool):
+   * the kernel takes the root directory's inode lock, which a FUSE request waiting for a
+   * JS reply may hold. So never delay the answer to a FUSE request until this callback
+   * fires (that request may be the one holding the lock: deadlock).
+   *
+   * `cb(null)` when done, also when the kernel had no such dentry (ENOENT). Otherwise an
+   * Error with a negative `errno` and its `code`: ENOTCONN when not mounted (before
+   * mount's callback, after unmount() or the session's end).
+   */
+  invalidateEntry(name: string | Buffer, cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
   /** 'ENOENT' -> -2 (unknown -> -1). */
   errno(code: string): number;
 }
@@ -347,7 +367,7 @@ export interface FuseConstructor {
   readonly OPEN_NONSEEKABLE: number;
   /** uint32 slots of an encoded stat (26) */
   readonly STAT_LENGTH: number;
-  /** layerfs patch revision of index.js and the binding (1) */
+  /** layerfs patch revision of index.js and the binding (2) */
   readonly PATCH_VERSION: number;
 
   readonly EPERM: -1;

@@ -1,4 +1,4 @@
-import { HARDLINK_SIBLING_LIMIT } from '../conformance/union-cases.js';
+import { HARDLINK_SOURCE_LIMIT } from '../conformance/union-cases.js';
 // POSIX behaviour through a real layerfs mount, compared with a plain host directory: every
 // scenario runs the same operations on a fresh directory of each and returns what it observed;
 // the two observations must be equal (and a few facts are also asserted outright).
@@ -82,7 +82,7 @@ const scenarios: Array<{ name: string; run: Scenario; expect?: (observed: unknow
   },
   {
     name: 'link counts after link, unlink and rename',
-    mountLimit: HARDLINK_SIBLING_LIMIT,
+    mountLimit: HARDLINK_SOURCE_LIMIT,
     run: async (root) => {
       const p = (n: string) => join(root, n);
       const nlink = async (n: string) => Number((await fs.lstat(p(n))).nlink);

@@ -48,6 +48,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 interface RunResult {
   code: number | null;
   stdout: string;
@@ -303,6 +305,26 @@ describe('options and stat encoding (no mount)', () => {
     assert.equal(typeof Fuse.OPEN_KEEP_CACHE, 'number');
     assert.equal(typeof Fuse.OPEN_DIRECT_IO, 'number');
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
+  });
+
+  test('PATCH_VERSION 2: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 2);
+    const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
+    assert.equal(binding.layerfs_patch_version, 2);
+    assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
+  });
+
+  test('invalidateEntry: bad names throw a TypeError; unmounted gives ENOTCONN in the callback', async () => {
+    const f = new Fuse(join(tmpRoot, 'never-mounted-inval'), {});
+    for (const bad of ['', 'a/b', '/', 'x'.repeat(256), 'nul\0byte', '.', '..', Buffer.alloc(0), 5, undefined]) {
+      assert.throws(() => f.invalidateEntry(bad, () => undefined), TypeError, `name ${String(bad)}`);
+    }
+    assert.throws(() => f.invalidateEntry('ok', 'not a function'), TypeError);
+    f.invalidateEntry('x'.repeat(255)); // no callback: fine
+    const err = await new Promise<NodeJS.ErrnoException | null>((r) => f.invalidateEntry('name', r));
+    assert.ok(err instanceof Error);
+    assert.equal(err.code, 'ENOTCONN');
+    assert.equal(err.errno, -107);
   });
 
   test('encodeStat: 64-bit ino/size, signed seconds, nanoseconds, bigint stats', () => {
@@ -718,5 +740,139 @@ describe('mount errors', () => {
     const r = await startServer('missing', {}, { mnt: missing });
     assert.ok('mountError' in r);
     assert.match(r.mountError.message, /Mountpoint does not exist/);
+  });
+});
+
+// ------------------------------------------------------------------------------ invalidateEntry
+
+type InvalReply = { ok?: true; ms?: number; error?: string; code?: string; errno?: number; isError?: boolean; thrown?: string; message?: string };
+
+describe('invalidateEntry: kernel dentry invalidation in the root directory (entry/attr timeout 3600)', () => {
+  let s: Server;
+  let m: string;
+  before(async () => {
+    s = await mountOrFail('inval', { entryTimeout: 3600, attrTimeout: 3600 });
+    m = s.mnt;
+  });
+  after(() => s?.stop());
+
+  const modeNlink = async (p: string) => {
+    const st = await fsp.stat(join(m, p));
+    return [st.mode & 0o7777, st.nlink];
+  };
+  const getattrs = async (path: string) => (await s.log()).filter((e) => e.op === 'getattr' && e.path === path).length;
+  const inval = async (extra: Record<string, unknown>) => (await s.request('inval', extra)) as InvalReply;
+
+  test('/d/f keeps its cached (stale) attributes until the server invalidates "d", then shows the new ones', async () => {
+    assert.deepEqual(await modeNlink('d/f'), [0o644, 2]);
+    await s.clearLog();
+    assert.deepEqual(await s.request('setattr', { path: '/d/f', mode: 0o600, nlink: 1 }), { ok: true });
+    assert.deepEqual(await modeNlink('d/f'), [0o644, 2], 'still the cached attributes');
+    assert.equal(await getattrs('/d/f'), 0, 'served from the kernel cache, no getattr');
+
+    const r = await inval({ name: 'd' });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(await modeNlink('d/f'), [0o600, 1], 'looked up again after the invalidation');
+    assert.ok((await getattrs('/d/f')) >= 1, 'getattr reached the server');
+    assert.equal((await s.log()).filter((e) => e.op === 'invalCb').length, 1, 'callback called once');
+  });
+
+  test('a top-level file, named by a Buffer, is invalidated too', async () => {
+    assert.deepEqual(await modeNlink('g'), [0o644, 1]);
+    await s.request('setattr', { path: '/g', mode: 0o640, nlink: 3 });
+    assert.deepEqual(await modeNlink('g'), [0o644, 1], 'cached');
+    const r = await inval({ nameHex: Buffer.from('g').toString('hex') });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(await modeNlink('g'), [0o640, 3]);
+  });
+
+  test('names the kernel has not cached succeed (ENOENT is not an error)', async () => {
+    for (const name of ['never-looked-up', 'hello', 'x'.repeat(255)]) {
+      const r = await inval({ name });
+      assert.equal(r.ok, true, `${name}: ${JSON.stringify(r)}`);
+    }
+    // twice in a row: the second one finds nothing
+    assert.equal((await inval({ name: 'd' })).ok, true);
+    assert.equal((await inval({ name: 'd' })).ok, true);
+  });
+
+  test('invalid names throw a TypeError synchronously', async () => {
+    for (const name of ['', 'd/f', 'x'.repeat(256), '..']) {
+      const r = await inval({ name });
+      assert.equal(r.thrown, 'TypeError', `${JSON.stringify(name)}: ${JSON.stringify(r)}`);
+    }
+  });
+
+  test('runs off the JS thread: waits for the root directory lock held by a lookup whose reply needs the event loop', async () => {
+    // /slow's getattr answers from a 2 s setTimeout; its lookup holds the root directory
+    // lock meanwhile, and the kernel takes that lock to process the invalidation. Done
+    // on the JS thread this would deadlock (the timer could never fire).
+    await s.clearLog();
+    const statDone = fsp.stat(join(m, 'slow')).then((st) => st.size);
+    await withTimeout((async () => {
+      while (!(await s.log()).some((e) => e.op === 'getattr' && e.path === '/slow')) await delay(20);
+    })(), STEP_TIMEOUT, 'lookup of /slow in flight');
+    let invalDone = false;
+    const invalReply = inval({ name: 'slow' }).then((r) => {
+      invalDone = true;
+      return r;
+    });
+    await delay(200);
+    await s.log(); // the server's event loop still answers
+    assert.equal(invalDone, false, 'the invalidation is still waiting for the lock');
+    assert.equal(await withTimeout(statDone, STEP_TIMEOUT, 'stat /slow'), 5);
+    const r = await withTimeout(invalReply, STEP_TIMEOUT, 'invalidation');
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.ok((r.ms ?? 0) >= 1000, `waited for the lookup (${r.ms} ms)`);
+  });
+});
+
+describe('invalidateEntry around mount and teardown', () => {
+  test('before mount and after unmount: an ENOTCONN Error in the callback, no crash', async () => {
+    const s = await mountOrFail('inval-unmount', { invalBeforeMount: true });
+    try {
+      const before = lastOf(await s.log(), 'invalBeforeMount');
+      assert.deepEqual(before, { op: 'invalBeforeMount', code: 'ENOTCONN', errno: -107, isError: true });
+
+      assert.equal(((await s.request('inval', { name: 'd' })) as InvalReply).ok, true, 'works while mounted');
+      assert.deepEqual(await s.request('unmount'), { ok: true });
+      const right = (await s.request('inval', { name: 'd' })) as InvalReply;
+      assert.equal(right.code, 'ENOTCONN', JSON.stringify(right));
+      assert.equal(right.errno, -107);
+      assert.equal(right.isError, true);
+      assert.match(String(right.error), /invalidateEntry\("d"\) failed: ENOTCONN/);
+
+      await withTimeout(s.sessionEnded, STEP_TIMEOUT, 'session end');
+      const later = (await s.request('inval', { name: 'd' })) as InvalReply;
+      assert.equal(later.code, 'ENOTCONN', JSON.stringify(later));
+      assert.ok(Array.isArray(await s.log()), 'server still answers');
+      assert.equal(s.child.exitCode, null, 'server alive');
+      assert.ok(!isMounted(s.mnt));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('an invalidation pending when the connection is aborted completes, and the session still ends', async () => {
+    const s = await mountOrFail('inval-abort', { entryTimeout: 3600, attrTimeout: 3600 });
+    try {
+      const statDone = fsp.stat(join(s.mnt, 'slow')).then(() => 'ok', (err: NodeJS.ErrnoException) => err.code);
+      await withTimeout((async () => {
+        while (!(await s.log()).some((e) => e.op === 'getattr' && e.path === '/slow')) await delay(20);
+      })(), STEP_TIMEOUT, 'lookup of /slow in flight');
+      const invalReply = s.request('inval', { name: 'slow' }) as Promise<InvalReply>;
+      await delay(200);
+      // umount -f aborts the connection (then fails: the pending lookup keeps it busy)
+      await run('umount', ['-f', s.mnt]);
+      assert.notEqual(await withTimeout(statDone, STEP_TIMEOUT, 'stat after abort'), 'ok', 'the lookup was aborted');
+      const r = await withTimeout(invalReply, STEP_TIMEOUT, 'invalidation after abort');
+      assert.ok(r.ok === true || typeof r.code === 'string', JSON.stringify(r));
+      await withTimeout(s.sessionEnded, STEP_TIMEOUT, 'session end after abort');
+      const after = (await s.request('inval', { name: 'd' })) as InvalReply;
+      assert.equal(after.code, 'ENOTCONN', JSON.stringify(after));
+      assert.equal(s.child.exitCode, null, 'server alive');
+    } finally {
+      await s.stop();
+    }
   });
 });
