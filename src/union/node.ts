@@ -1,6 +1,6 @@
 import type { BigIntStats } from 'node:fs';
 import type { LayerListing } from './layer-dir.js';
-import type { Ino } from './types.js';
+import type { DirEntry, Ino } from './types.js';
 
 /**
  * A name in the merged tree (a dentry): where it lives in the stack and what the engine has
@@ -33,6 +33,8 @@ export class Node {
   readonly listings = new Map<'upper' | number, LayerListing>();
   /** Merged listing of this directory: name to the node-independent facts readdir needs. */
   merged: Map<string, MergedEntry> | undefined;
+  /** The last readdir answer (names with inode numbers), while nothing in the directory changed. */
+  entries: DirEntry[] | undefined;
   /** Open handles on this node. */
   openCount = 0;
   /** Removed from the tree while still open (reported with st_nlink 0). */
@@ -73,6 +75,29 @@ export class Node {
   invalidateListing(): void {
     this.listings.delete('upper');
     this.merged = undefined;
+    this.entries = undefined;
+  }
+
+  /**
+   * Records that the upper part of this directory gained `name` (of `type`), visible as such in
+   * the merged view unless `visible` is false (a marker). Cheaper than invalidating: the listings
+   * of a directory being filled are not read again for every new entry.
+   */
+  noteUpperAdded(name: string, type: number, visible = true): void {
+    this.listings.get('upper')?.set(name, { type });
+    if (visible) {
+      this.merged?.set(name, { type, source: 'upper' });
+      this.entries = undefined;
+    }
+  }
+
+  /** Records that `name` left the upper part; `gone` also removes it from the merged view. */
+  noteUpperRemoved(name: string, gone = true): void {
+    this.listings.get('upper')?.delete(name);
+    if (gone) {
+      this.merged?.delete(name);
+      this.entries = undefined;
+    }
   }
 }
 

@@ -263,15 +263,25 @@ export class MergedTree {
     if (st === undefined || st.nlink <= 1n || fileType(Number(st.mode)) === S_IFDIR) this.upperInos.delete(node.upperIno);
   }
 
-  /** Drops a name from the caches after it was removed or replaced. */
+  /** Drops a name from the caches after it was removed from the merged view. */
   forgetChild(dir: Node, name: string): void {
+    this.#detachChild(dir, name);
+    dir.merged?.delete(name);
+    dir.entries = undefined;
+  }
+
+  /** After a new upper entry `name` was made in `dir`: drop any stale node, list the new one. */
+  noteCreated(dir: Node, name: string, type: number): void {
+    this.#detachChild(dir, name);
+    dir.noteUpperAdded(name, type);
+  }
+
+  #detachChild(dir: Node, name: string): void {
     const child = dir.children.get(name);
-    if (child !== undefined) {
-      dir.children.delete(name);
-      // The node stays in the table: a transport may still name it until it forgets it.
-      child.unlinked = true;
-    }
-    dir.invalidateListing();
+    if (child === undefined) return;
+    dir.children.delete(name);
+    // The node stays in the table: a transport may still name it until it forgets it.
+    child.unlinked = true;
   }
 }
 

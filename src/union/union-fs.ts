@@ -124,6 +124,7 @@ export class UnionEngine implements UnionFs {
     return this.#lock.read(async () => {
       const dir = this.#node(ino, 'readdir');
       if (fileType(dir.type) !== S_IFDIR) throw new FsError('ENOTDIR', 'readdir', dir.relPath);
+      if (dir.entries !== undefined) return dir.entries;
       const merged = await this.#tree.merged(dir);
       const entries: DirEntry[] = [
         { name: '.', ino: dir.ino, type: S_IFDIR },
@@ -138,6 +139,8 @@ export class UnionEngine implements UnionFs {
           if (node !== undefined) entries.push({ name: node.name, ino: node.ino, type: fileType(node.type) });
         }
       }
+      // Kept only if nothing changed meanwhile (a change clears dir.entries and dir.merged).
+      if (dir.merged === merged) dir.entries = entries;
       return entries;
     });
   }
@@ -254,7 +257,7 @@ export class UnionEngine implements UnionFs {
         await fsp.rm(temp, { recursive: true, force: true });
         throw err;
       }
-      return this.#finishCreate(dir, name, writer);
+      return this.#finishCreate(dir, name, writer, S_IFDIR);
     });
   }
 
@@ -267,7 +270,7 @@ export class UnionEngine implements UnionFs {
       if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', dir.childPath(name));
       await native.mknod(path, type | (mode & 0o7777), rdev);
       await this.#own(path, dir, caller, mode);
-      return this.#finishCreate(dir, name, writer);
+      return this.#finishCreate(dir, name, writer, type);
     });
   }
 
@@ -278,7 +281,7 @@ export class UnionEngine implements UnionFs {
       await fsp.symlink(target, path);
       const owner = await this.#ownerFor(dir, caller);
       await fsp.lchown(path, owner.uid, owner.gid);
-      return this.#finishCreate(dir, name, writer);
+      return this.#finishCreate(dir, name, writer, S_IFLNK);
     });
   }
 
@@ -290,7 +293,7 @@ export class UnionEngine implements UnionFs {
       const fd = await openFd(path, openFlags, mode & 0o7777);
       try {
         await this.#own(path, dir, caller, mode);
-        const attr = await this.#finishCreate(dir, name, writer);
+        const attr = await this.#finishCreate(dir, name, writer, S_IFREG);
         const node = this.#node(attr.ino, 'create');
         node.openCount++;
         const fh = this.#handles.add({ node, fd, flags, writable: true, generation: node.generation });
@@ -309,7 +312,7 @@ export class UnionEngine implements UnionFs {
       const dir = await this.#prepareCreate(newParent, newName, 'link', writer);
       await writer.copyUp(node);
       await fsp.link(this.#tree.upperPath(node.relPath), this.#tree.upperPath(dir.childPath(newName)));
-      return this.#finishCreate(dir, newName, writer);
+      return this.#finishCreate(dir, newName, writer, node.type);
     });
   }
 
@@ -327,9 +330,9 @@ export class UnionEngine implements UnionFs {
   }
 
   /** After a new upper entry exists: drop a now-redundant whiteout and return the new node. */
-  async #finishCreate(dir: Node, name: string, writer: UpperWriter): Promise<Attr> {
+  async #finishCreate(dir: Node, name: string, writer: UpperWriter, type: number): Promise<Attr> {
     await writer.removeWhiteout(dir, name);
-    this.#tree.forgetChild(dir, name);
+    this.#tree.noteCreated(dir, name, type);
     const node = await this.#tree.lookup(dir, name);
     if (node === undefined) throw new FsError('EIO', 'create', dir.childPath(name));
     return this.#attr(node);
@@ -368,14 +371,18 @@ export class UnionEngine implements UnionFs {
       const path = this.#tree.upperPath(node.relPath);
       if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
         const moved = await writer.replaceWithWhiteout(path);
+        dir.noteUpperAdded(name, WHITEOUT_TYPE, false);
         if (node.openCount > 0) node.orphanPath = moved;
         else await fsp.unlink(moved);
       } else {
         // Marker first: it never hides its own layer, so a crash between the steps loses nothing.
-        if (node.lowerPresent) await writer.writeWhiteout(dir, name);
         if (node.inUpper) {
+          if (node.lowerPresent) await writer.writeWhiteout(dir, name);
           if (node.openCount > 0) node.orphanPath = await writer.detach(path);
           else await fsp.unlink(path);
+          dir.listings.get('upper')?.delete(name);
+        } else if (node.lowerPresent) {
+          await writer.writeWhiteout(dir, name);
         }
       }
       this.#tree.forgetChild(dir, name);
@@ -393,9 +400,13 @@ export class UnionEngine implements UnionFs {
       if (node.inUpper) await this.#tree.releaseUpperIno(node);
       if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
         await fsp.rm(await writer.replaceWithWhiteout(path), { recursive: true, force: true });
-      } else {
+        dir.noteUpperAdded(name, WHITEOUT_TYPE, false);
+      } else if (node.inUpper) {
         if (node.lowerPresent) await writer.writeWhiteout(dir, name);
-        if (node.inUpper) await writer.removeUpperDir(path);
+        await writer.removeUpperDir(path);
+        dir.listings.get('upper')?.delete(name);
+      } else if (node.lowerPresent) {
+        await writer.writeWhiteout(dir, name);
       }
       this.#tree.forgetChild(dir, name);
     });

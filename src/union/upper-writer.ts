@@ -4,7 +4,7 @@ import * as native from '../native/index.js';
 import { OPAQUE_MARKER, isOverlayWhiteout, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
 import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
 import type { Node } from './node.js';
-import type { MergedTree } from './tree.js';
+import { type MergedTree, WHITEOUT_TYPE } from './tree.js';
 
 /**
  * Everything that writes to the upper directory on behalf of the merged view: copy-up, whiteouts
@@ -67,8 +67,8 @@ export class UpperWriter {
     node.lowerStat = undefined;
     node.generation++;
     if (fileType(node.type) !== S_IFDIR) node.lowers = [];
-    node.parent?.invalidateListing();
-    node.listings.delete('upper');
+    node.parent?.noteUpperAdded(node.name, node.type);
+    if (fileType(node.type) === S_IFDIR) node.listings.set('upper', new Map());
   }
 
   async #createCopy(type: number, source: string, temp: string, st: BigIntStats): Promise<void> {
@@ -109,10 +109,13 @@ export class UpperWriter {
       const marker = this.#tree.upperPath(dir.childPath(whiteoutName(name)));
       const handle = await fsp.open(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
       await handle.close();
+      dir.noteUpperAdded(whiteoutName(name), S_IFREG, false);
     } else {
       await native.mknod(this.#tree.upperPath(dir.childPath(name)), S_IFCHR, 0);
+      dir.noteUpperAdded(name, WHITEOUT_TYPE, false);
     }
-    dir.invalidateListing();
+    dir.merged?.delete(name);
+    dir.entries = undefined;
   }
 
   /**
@@ -126,8 +129,12 @@ export class UpperWriter {
   }
 
   async removeWhiteout(dir: Node, name: string): Promise<void> {
-    if (fitsOciMarker(name)) await removeIfPresent(this.#tree.upperPath(dir.childPath(whiteoutName(name))));
-    dir.invalidateListing();
+    if (!fitsOciMarker(name)) return;
+    const marker = whiteoutName(name);
+    // With the upper listing at hand, a marker that is not there needs no syscall.
+    if (dir.listings.get('upper')?.has(marker) === false) return;
+    await removeIfPresent(this.#tree.upperPath(dir.childPath(marker)));
+    dir.noteUpperRemoved(marker, false);
   }
 
   /**
@@ -135,12 +142,13 @@ export class UpperWriter {
    * the name: turn it into an OCI marker first (or drop it when the name is too long for one).
    */
   async clearOverlayWhiteout(dir: Node, name: string): Promise<void> {
+    if (dir.listings.get('upper')?.has(name) === false) return;
     const path = this.#tree.upperPath(dir.childPath(name));
     const st = await fsp.lstat(path).catch(() => undefined);
     if (st === undefined || !isOverlayWhiteout(st.mode, st.rdev)) return;
     if (fitsOciMarker(name)) await this.writeWhiteout(dir, name);
     await fsp.unlink(path);
-    dir.invalidateListing();
+    dir.noteUpperRemoved(name, false);
   }
 
   /** Makes an upper directory opaque, so nothing of the lower layers shows inside it. */
