@@ -125,7 +125,6 @@ function buildOps(
   const ino = (path: string) => paths.ino(path);
 
   return {
-    init: (cb) => cb(0),
     getattr: (path, cb) => run('getattr', path, cb, async () => [toFuseStat(await fs.getattr(await ino(path)))]),
     fgetattr: (path, fd, cb) => run('fgetattr', path, cb, async () => [toFuseStat(await fs.getattr(await ino(path), fd))]),
     access: (path, mode, cb) => {
@@ -139,8 +138,9 @@ function buildOps(
         const entries = await fs.readdir(await ino(path));
         return [entries.map((e) => e.name), entries.map((e) => ({ ino: e.ino, mode: e.type }))];
       }),
-    opendir: (path, _flags, cb) => run('opendir', path, cb, async () => [0, 0]),
-    releasedir: (_path, _fd, cb) => cb(0),
+    // opendir, releasedir, fsyncdir and flush are deliberately absent: libfuse then answers
+    // them in C (flush: ENOSYS, after which the kernel stops sending it) with no trip to
+    // JavaScript. Directory handles carry nothing here and writes go straight to the upper.
 
     open: (path, flags, cb) =>
       run('open', path, cb, async () => {
@@ -157,9 +157,7 @@ function buildOps(
     },
     read: (path, fd, buf, len, pos, cb) => runCount('read', path ?? '', cb, () => fs.read(fd, buf, len, pos)),
     write: (path, fd, buf, len, pos, cb) => runCount('write', path ?? '', cb, () => fs.write(fd, buf, len, pos)),
-    flush: (path, fd, cb) => run('flush', path, cb, () => fs.flush(fd)),
     fsync: (path, datasync, fd, cb) => run('fsync', path, cb, () => fs.fsync(fd, datasync !== 0)),
-    fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
     release: (path, fd, cb) => run('release', path, cb, () => fs.release(fd)),
 
     truncate: (path, size, cb) => run('truncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }))),
