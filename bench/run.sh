@@ -21,8 +21,8 @@ source "$BENCH/lib/workloads.sh"
 usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 parse_args() {
-  MODE=full IMPLS=(overlay fuse-overlayfs layerfs) REPS= CACHE_ROOT=/var/tmp/layerfs-bench
-  STEP_TIMEOUT= BUILD=1
+  MODE=full IMPLS=(overlay fuse-overlayfs layerfs) REPS='' CACHE_ROOT=/var/tmp/layerfs-bench
+  STEP_TIMEOUT='' BUILD=1
   while (($#)); do
     case $1 in
       --quick) MODE=quick ;;
@@ -49,7 +49,7 @@ set_sizes() {
     USR_DIRS="include share" BIG_MIB=1024 BIGDIR_FILES=10000 COPYUP_FILES=1000
     EXTRACT_FILES=10000 RM_ENTRIES=5000 WRITE_MIB=1024
     : "${REPS:=3}" "${STEP_TIMEOUT:=300}"
-    LONG_RUN=90
+    LONG_RUN=60
   else
     USR_DIRS="include" BIG_MIB=100 BIGDIR_FILES=2000 COPYUP_FILES=200
     EXTRACT_FILES=2000 RM_ENTRIES=1000 WRITE_MIB=100
@@ -89,21 +89,16 @@ NOTES=()
 # run_one IMPL WORKLOAD REP: a fresh upper and mount with cold caches, the workload (and its warm
 # repetition), the daemon's peak RSS, unmount.
 run_one() {
-  local impl=$1 wl=$2 rep=$3 t0 hwm
+  local impl=$1 wl=$2 rep=$3 hwm
   [[ -n ${BROKEN[$impl]:-} ]] && return
   [[ -n ${SKIP[$impl:$wl]:-} ]] && return
-  unmount_impl "$impl"
-  reset_upper "$impl"
-  drop_caches
-  t0=$EPOCHREALTIME
-  if ! mount_impl "$impl"; then
-    BROKEN[$impl]="mount failed: $(last_error)"
+  if ! mount_fresh "$impl"; then
+    BROKEN[$impl]="mount failed: $(last_error) (full stderr: $RUN_ROOT/mount-failure-$impl.err)"
     record "$impl" '*' "$rep" notrun "${BROKEN[$impl]}"
-    log "$impl: ${BROKEN[$impl]}; not running it further"
-    unmount_impl "$impl"
+    log "$impl: not running it further"
     return
   fi
-  record "$impl" mount "$rep" "$(since "$t0")"
+  record "$impl" mount "$rep" "$MOUNT_SECONDS"
   drop_caches
   run_timed "$impl" "$wl" "$rep" "$wl"
   if [[ $WARM_WORKLOADS == *" $wl "* ]]; then
@@ -114,6 +109,27 @@ run_one() {
   hwm=$(daemon_hwm_kb "$impl")
   [[ -n $hwm ]] && record "$impl" rss "$rep" "$hwm" "$wl"
   unmount_impl "$impl"
+}
+
+# mount_fresh IMPL: a fresh upper and mount with cold caches; sets MOUNT_SECONDS. Tries twice,
+# so that a passing hiccup does not cost the implementation the rest of the run.
+mount_fresh() {
+  local impl=$1 try t0
+  for try in 1 2; do
+    unmount_impl "$impl"
+    reset_upper "$impl"
+    drop_caches
+    t0=$EPOCHREALTIME
+    if mount_impl "$impl"; then
+      MOUNT_SECONDS=$(since "$t0")
+      return 0
+    fi
+    cp "$RUN_ROOT/last.err" "$RUN_ROOT/mount-failure-$impl.err"
+    log "$impl: mount failed (try $try): $(last_error)"
+    unmount_impl "$impl"
+    ((try == 1)) && sleep 5
+  done
+  return 1
 }
 
 # run_timed IMPL WORKLOAD REP METRIC: times wl_WORKLOAD on IMPL's mount and records it as METRIC.
@@ -170,9 +186,12 @@ main() {
   ((EUID == 0)) || die "run as root: the benchmark mounts filesystems and drops caches"
   local started=$EPOCHSECONDS
   ensure_tools awk:mawk find:findutils tar:tar dd:coreutils timeout:coreutils mknod:coreutils \
-    setfattr:attr pgrep:procps mount:mount fusermount3:fuse3 fuse-overlayfs:fuse-overlayfs
+    setfattr:attr pgrep:procps mount:mount flock:util-linux fusermount3:fuse3 fuse-overlayfs:fuse-overlayfs
   command -v node > /dev/null || die "node is not installed"
   mkdir -p "$RUN_ROOT" "$RESULTS_DIR"
+  # Two runs at once would share mountpoints and upper directories, and skew each other's times.
+  exec 9> "$CACHE_ROOT/lock"
+  flock -n 9 || die "another benchmark run holds $CACHE_ROOT/lock"
   trap on_exit EXIT
   trap 'exit 130' INT TERM
   cleanup_mounts   # whatever an interrupted earlier run left

@@ -25,8 +25,12 @@ timed() {
   return "$rc"
 }
 
-# Last lines of the previous `timed` command's stderr, on one line, for error notes.
-last_error() { tail -n 3 "$RUN_ROOT/last.err" 2>/dev/null | tr '\n\t' '  ' | cut -c1-300; }
+# The gist of the last command's stderr, on one line, for error notes: the first line naming an
+# error (a Node stack trace ends in lines that say nothing), else the last lines.
+last_error() {
+  local file=$RUN_ROOT/last.err
+  { grep -m1 -E 'rror|layerfs:|fuse:' "$file" || tail -n 3 "$file"; } 2> /dev/null | tr '\n\t' '  ' | cut -c1-300
+}
 
 # record IMPL METRIC REP VALUE [NOTE]: one row of raw results (VALUE: seconds, kB, "timeout" or
 # "error"); report.mjs turns the rows into the table.

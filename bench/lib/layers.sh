@@ -15,7 +15,7 @@
 # Everything is made once per parameter set; $CACHE/COMPLETE, written last, holds the parameter
 # set, so an interrupted or differently sized generation is redone rather than reused.
 
-LAYER_FORMAT=2   # bump when the layout below changes, so old caches are regenerated
+LAYER_FORMAT=4   # bump when the layout below changes, so old caches are regenerated
 
 layer_spec() {
   echo "format=$LAYER_FORMAT usr=${USR_DIRS// /,} big=$BIG_MIB bigdir=$BIGDIR_FILES copyup=$COPYUP_FILES extract=$EXTRACT_FILES rm=$RM_ENTRIES"
@@ -81,8 +81,8 @@ fill_tree() {
 make_mid() {
   local base=$LAYERS/base mid=$LAYERS/mid path n=0
   log "  mid layer: whiteouts and opaque directories"
-  # Some directories three levels down are made opaque (hiding base's content) and get one file.
-  (cd "$base" && find usr -mindepth 3 -maxdepth 3 -type d | LC_ALL=C sort | awk 'NR % 50 == 1') > "$CACHE/opaque.list"
+  # Some directories three levels below usr/ are made opaque (hiding base's content) and get a file.
+  some_dirs 1 > "$CACHE/opaque.list"
   while IFS= read -r path; do
     mkdir -p "$mid/$path"
     setfattr -n trusted.overlay.opaque -v y "$mid/$path"
@@ -99,7 +99,7 @@ make_mid() {
     mknod "$mid/$path" c 0 0
     n=$((n + 1))
   done < <(cd "$base" && find usr -type f | LC_ALL=C sort | awk 'NR % 50 == 0' \
-             | awk -F/ 'NR == FNR { opaque[$0] = 1; next } !(($1 "/" $2 "/" $3) in opaque)' "$CACHE/opaque.list" -)
+             | awk -F/ 'NR == FNR { opaque[$0] = 1; next } !(($1 "/" $2 "/" $3 "/" $4) in opaque)' "$CACHE/opaque.list" -)
   log "    $n file whiteouts"
   # Other directories are deleted whole by a whiteout (unless mid already has that directory).
   n=0
@@ -108,8 +108,15 @@ make_mid() {
     mkdir -p "$mid/$(dirname "$path")"
     mknod "$mid/$path" c 0 0
     n=$((n + 1))
-  done < <(cd "$base" && find usr -mindepth 3 -maxdepth 3 -type d | LC_ALL=C sort | awk 'NR % 50 == 26')
+  done < <(some_dirs 3)
   log "    $n directory whiteouts"
+}
+
+# some_dirs OFFSET: every 50th directory three levels below base/usr (every 5th when there are
+# few, as in quick mode), starting at OFFSET.
+some_dirs() {
+  (cd "$LAYERS/base" && find usr -mindepth 3 -maxdepth 3 -type d | LC_ALL=C sort) \
+    | awk -v offset="$1" '{ dirs[NR] = $0 } END { step = NR >= 500 ? 50 : 5; for (i = offset; i <= NR; i += step) print dirs[i] }'
 }
 
 make_top() {

@@ -83,6 +83,8 @@ function machine() {
     debian: sh('cat', ['/etc/debian_version']),
     node: process.version,
     fuseOverlayfs: sh('fuse-overlayfs', ['--version']).match(/fuse-overlayfs: version (\S+)/)?.[1] ?? '',
+    // Other work on the machine skews every number: the 5- and 15-minute averages cover the run.
+    loadAverageAtEnd: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     layerfsCommit: sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD']) + (dirty ? ' (with uncommitted changes)' : ''),
   };
 }
@@ -105,7 +107,7 @@ function peakRss(impl) {
 function rssCell(impl, peak) {
   if (peak.status === 'na') return 'n/a (in the kernel)';
   if (peak.status === 'notrun') return selected.includes(impl) ? 'not run²' : 'not run (not selected)';
-  return `${(peak.kb / 1024).toFixed(1)} MiB`;
+  return `${(peak.kb / 1024).toFixed(1)} MiB (${peak.workload})`;
 }
 
 const results = {};
@@ -143,7 +145,7 @@ md.push(`### ${mode === 'full' ? 'Full' : 'Quick'} run, ${info.date.slice(0, 10)
 md.push('');
 md.push(`Machine: ${info.cpus} vCPU, kernel ${info.kernel}, Debian ${info.debian}, Node ${info.node}, fuse-overlayfs ${info.fuseOverlayfs}; layerfs at ${info.layerfsCommit}.`);
 md.push(`Layers: base ${stats.base_entries ?? '?'} entries (${mib(stats.base_bytes ?? 0)}, /usr/{${(process.env.BENCH_USR_DIRS ?? '').split(' ').join(',')}} plus synthetic trees), mid ${stats.mid_entries ?? '?'} (whiteouts, opaque directories), top ${stats.top_entries ?? '?'}; the merged tree has ${walkEntries} entries.`);
-md.push(`Median of ${reps} run${reps > 1 ? 's' : ''} each; ratio = time ÷ kernel overlayfs time (higher is slower). Whole benchmark took ${Math.round(Number(process.env.BENCH_SECONDS ?? 0) / 60)} min.`);
+md.push(`Median of ${reps} run${reps > 1 ? 's' : ''} each; ratio = time ÷ kernel overlayfs time (higher is slower). Whole benchmark took ${Math.round(Number(process.env.BENCH_SECONDS ?? 0) / 60)} min; load average at the end ${info.loadAverageAtEnd} (1, 5, 15 min; the benchmark's own work included).`);
 md.push('');
 md.push(`| workload | kernel overlayfs (s) | fuse-overlayfs (s, ratio) | layerfs (s, ratio) |`);
 md.push(`| --- | ---: | ---: | ---: |`);
@@ -151,7 +153,7 @@ for (const [metric, label] of workloads) {
   const r = results[metric];
   md.push(`| ${label} | ${IMPLS.map((impl) => cell(impl, r[impl], r[BASELINE])).join(' | ')} |`);
 }
-md.push(`| daemon peak RSS (VmHWM, highest over all mounts) | ${IMPLS.map((impl) => rssCell(impl, rss[impl])).join(' | ')} |`);
+md.push(`| daemon peak RSS (VmHWM, highest over all mounts; during) | ${IMPLS.map((impl) => rssCell(impl, rss[impl])).join(' | ')} |`);
 if (errors.length > 0) {
   md.push('');
   md.push('¹ Errors:');

@@ -1,25 +1,25 @@
-import type { BigIntStats } from 'node:fs';
 import { FsError } from '../errors.js';
 import { S_IFDIR, fileType } from './layer-dir.js';
+import type { HostStat } from './host-stat.js';
 import type { Node } from './node.js';
 import type { Attr, Caller } from './types.js';
 
 /** What `stat` shows for `node`, given the host's lstat of its backing entry. */
-export function toAttr(node: Node, st: BigIntStats): Attr {
+export function toAttr(node: Node, st: HostStat): Attr {
   const isDir = fileType(node.type) === S_IFDIR;
   // A directory merged from several layers has no single true link count; 1 tells find(1) and
   // others not to use the "nlink - 2 subdirectories" shortcut (what btrfs and overlayfs do too).
   const merged = isDir && (node.inUpper ? node.lowers.length > 0 : node.lowers.length > 1);
   return {
     ino: node.ino,
-    mode: Number(st.mode),
-    nlink: node.unlinked ? 0 : merged ? 1 : Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    rdev: Number(st.rdev),
-    size: Number(st.size),
-    blksize: Number(st.blksize),
-    blocks: Number(st.blocks),
+    mode: st.mode,
+    nlink: node.unlinked ? 0 : merged ? 1 : st.nlink,
+    uid: st.uid,
+    gid: st.gid,
+    rdev: st.rdev,
+    size: st.size,
+    blksize: st.blksize,
+    blocks: st.blocks,
     atimeNs: st.atimeNs,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,

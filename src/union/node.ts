@@ -1,4 +1,4 @@
-import type { BigIntStats } from 'node:fs';
+import type { HostStat } from './host-stat.js';
 import type { LayerListing } from './layer-dir.js';
 import type { DirEntry, Ino } from './types.js';
 
@@ -25,12 +25,19 @@ export class Node {
    * removing the name must then leave a whiteout behind.
    */
   lowerPresent: boolean;
-  /** lstat of the lower entry that provides this node (lower layers never change). */
-  lowerStat: BigIntStats | undefined;
+  // Made on first use: most nodes are files, which never need them.
+  #children: Map<string, Node> | undefined;
+  #listings: Map<'upper' | number, LayerListing> | undefined;
+
   /** Positive lookups below this directory. */
-  readonly children = new Map<string, Node>();
+  get children(): Map<string, Node> {
+    return (this.#children ??= new Map());
+  }
+
   /** Per-layer listings of this directory: key 'upper' or the lower index. */
-  readonly listings = new Map<'upper' | number, LayerListing>();
+  get listings(): Map<'upper' | number, LayerListing> {
+    return (this.#listings ??= new Map());
+  }
   /** Merged listing of this directory: name to the node-independent facts readdir needs. */
   merged: Map<string, MergedEntry> | undefined;
   /** The last readdir answer (names with inode numbers), while nothing in the directory changed. */
@@ -42,7 +49,7 @@ export class Node {
   /** Real inode number of the upper entry, once the node is in the upper. */
   upperIno: bigint | undefined = undefined;
   /** Last attributes read for an upper node: what an unlinked node reports once its file is gone. */
-  lastStat: BigIntStats | undefined = undefined;
+  lastStat: HostStat | undefined = undefined;
   /** Where an open file that was unlinked from the upper now lives (in the work directory). */
   orphanPath: string | undefined = undefined;
   /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */
@@ -56,7 +63,6 @@ export class Node {
     this.inUpper = init.inUpper;
     this.lowers = init.lowers;
     this.lowerPresent = init.lowerPresent;
-    this.lowerStat = undefined;
   }
 
   /** Path of this node relative to the mount root: '' for the root, '/a/b' otherwise. */
@@ -128,37 +134,41 @@ export class InodeNumbers {
   }
 }
 
-/** Nodes by inode number; hardlinked names share one number and so one set. */
+/**
+ * Nodes by inode number. Almost every inode has one name, so the table holds the node itself and
+ * an array only for names that share a number (hardlinks): a Set per entry cost megabytes.
+ */
 export class NodeTable {
-  readonly #byIno = new Map<Ino, Set<Node>>();
+  readonly #byIno = new Map<Ino, Node | Node[]>();
 
   add(node: Node): void {
-    let set = this.#byIno.get(node.ino);
-    if (set === undefined) this.#byIno.set(node.ino, (set = new Set()));
-    set.add(node);
+    const current = this.#byIno.get(node.ino);
+    if (current === undefined) this.#byIno.set(node.ino, node);
+    else if (Array.isArray(current)) {
+      if (!current.includes(node)) current.push(node);
+    } else if (current !== node) this.#byIno.set(node.ino, [current, node]);
   }
 
   remove(node: Node): void {
-    const set = this.#byIno.get(node.ino);
-    if (set === undefined) return;
-    set.delete(node);
-    if (set.size === 0) this.#byIno.delete(node.ino);
+    const current = this.#byIno.get(node.ino);
+    if (current === node) this.#byIno.delete(node.ino);
+    else if (Array.isArray(current)) {
+      const rest = current.filter((n) => n !== node);
+      if (rest.length === 0) this.#byIno.delete(node.ino);
+      else this.#byIno.set(node.ino, rest.length === 1 ? rest[0]! : rest);
+    }
   }
 
   /** Any live name of the inode; names still in the tree are preferred over unlinked ones. */
   get(ino: Ino): Node | undefined {
-    const set = this.#byIno.get(ino);
-    if (set === undefined) return undefined;
-    let fallback: Node | undefined;
-    for (const node of set) {
-      if (!node.unlinked) return node;
-      fallback = node;
-    }
-    return fallback;
+    const current = this.#byIno.get(ino);
+    if (!Array.isArray(current)) return current;
+    return current.find((node) => !node.unlinked) ?? current[current.length - 1];
   }
 
   names(ino: Ino): Node[] {
-    return [...(this.#byIno.get(ino) ?? [])];
+    const current = this.#byIno.get(ino);
+    return current === undefined ? [] : Array.isArray(current) ? [...current] : [current];
   }
 
   renumber(node: Node, ino: Ino): void {

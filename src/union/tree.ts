@@ -1,4 +1,6 @@
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { LRUCache } from 'lru-cache';
+import { type HostStat, compactStat } from './host-stat.js';
 import { FsError, isErrno } from '../errors.js';
 import { log } from '../log.js';
 import * as native from '../native/index.js';
@@ -37,6 +39,11 @@ export class MergedTree {
   readonly numbers = new InodeNumbers();
   /** Inode numbers kept by copied-up entries, by the real inode number of their upper copy. */
   readonly upperInos = new Map<bigint, Ino>();
+  /**
+   * lstat results of lower entries. Lower layers never change, but the kernel caches attributes
+   * itself, so a bounded LRU is enough here: memory stays flat however large the image is.
+   */
+  readonly #lowerStats = new LRUCache<Node, HostStat>({ max: 16384 });
   readonly root: Node;
   readonly #warnedInvalid = new Set<string>();
 
@@ -172,8 +179,8 @@ export class MergedTree {
     const inUpper = found.source === 'upper';
     const lowers = found.type === S_IFDIR ? dirLowers : inUpper ? [] : [found.source as number];
     const hostPath = this.layerOf(found.source).host(dir.childPath(name));
-    const st = await fsp.lstat(hostPath, { bigint: true });
-    if (fileType(Number(st.mode)) !== found.type) {
+    const st = compactStat(await fsp.lstat(hostPath, { bigint: true }));
+    if (fileType(st.mode) !== found.type) {
       // The listing and the entry disagree only if the upper changed behind our back.
       dir.invalidateListing();
       return this.lookup(dir, name);
@@ -188,7 +195,7 @@ export class MergedTree {
       lowers,
       lowerPresent: lowerPresent || !inUpper,
     });
-    if (!inUpper) node.lowerStat = st;
+    if (!inUpper) this.#lowerStats.set(node, st);
     else node.upperIno = st.ino;
     dir.children.set(name, node);
     this.nodes.add(node);
@@ -241,14 +248,17 @@ export class MergedTree {
   }
 
   /** Host lstat of what users see at `node` (upper entries are read fresh, lower ones cached). */
-  async lstat(node: Node): Promise<BigIntStats> {
-    if (!node.inUpper && node.lowerStat !== undefined) return node.lowerStat;
+  async lstat(node: Node): Promise<HostStat> {
+    if (!node.inUpper) {
+      const cached = this.#lowerStats.get(node);
+      if (cached !== undefined) return cached;
+    }
     if (node.unlinked && node.inUpper) {
       if (node.lastStat !== undefined) return node.lastStat;
       throw new FsError('ESTALE', 'getattr', node.relPath);
     }
-    const st = await fsp.lstat(this.backing(node).path, { bigint: true });
-    if (!node.inUpper) node.lowerStat = st;
+    const st = compactStat(await fsp.lstat(this.backing(node).path, { bigint: true }));
+    if (!node.inUpper) this.#lowerStats.set(node, st);
     else node.lastStat = st;
     return st;
   }
@@ -261,6 +271,11 @@ export class MergedTree {
     if (node.upperIno === undefined) return;
     const st = await fsp.lstat(this.upperPath(node.relPath), { bigint: true }).catch(() => undefined);
     if (st === undefined || st.nlink <= 1n || fileType(Number(st.mode)) === S_IFDIR) this.upperInos.delete(node.upperIno);
+  }
+
+  /** Forgets a cached lower lstat (after the node stopped being backed by that entry). */
+  forgetLowerStat(node: Node): void {
+    this.#lowerStats.delete(node);
   }
 
   /** Drops a name from the caches after it was removed from the merged view. */

@@ -5,6 +5,7 @@ import { FsError, isErrno } from '../errors.js';
 import * as native from '../native/index.js';
 import { isPrivateXattr, isReservedName, whiteoutName } from '../oci/whiteout.js';
 import { checkAccess, toAttr } from './attr.js';
+import { compactStat } from './host-stat.js';
 import { HandleTable, type OpenFile } from './handles.js';
 import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
 import type { Node } from './node.js';
@@ -107,7 +108,7 @@ export class UnionEngine implements UnionFs {
   async #attr(node: Node, file?: OpenFile): Promise<Attr> {
     if (node.unlinked) {
       const open = file ?? this.#handles.all().find((f) => f.node === node);
-      if (open !== undefined) return toAttr(node, await fstat(open.fd));
+      if (open !== undefined) return toAttr(node, compactStat(await fstat(open.fd)));
     }
     return toAttr(node, await this.#tree.lstat(node));
   }
@@ -467,7 +468,7 @@ export class UnionEngine implements UnionFs {
       src.parent = toDir;
       src.name = newName;
       src.lowerPresent = dstLowerPresent;
-      if (srcIsDir && src.lowers.length > 0) detachFromLowers(src);
+      if (srcIsDir && src.lowers.length > 0) detachFromLowers(src, this.#tree);
       toDir.children.set(newName, src);
       toDir.invalidateListing();
     });
@@ -620,14 +621,14 @@ export class UnionEngine implements UnionFs {
 }
 
 /** After a directory was copied up whole and made opaque, nothing below it refers to lowers. */
-function detachFromLowers(dir: Node): void {
+function detachFromLowers(dir: Node, tree: MergedTree): void {
   dir.lowers = [];
   dir.listings.clear();
   dir.merged = undefined;
   for (const child of dir.children.values()) {
     child.lowerPresent = false;
-    child.lowerStat = undefined;
-    if (fileType(child.type) === S_IFDIR) detachFromLowers(child);
+    tree.forgetLowerStat(child);
+    if (fileType(child.type) === S_IFDIR) detachFromLowers(child, tree);
     else child.lowers = [];
   }
 }

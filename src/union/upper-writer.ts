@@ -1,4 +1,5 @@
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
+import type { HostStat } from './host-stat.js';
 import { FsError, isErrno } from '../errors.js';
 import * as native from '../native/index.js';
 import { OPAQUE_MARKER, isOverlayWhiteout, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
@@ -60,18 +61,18 @@ export class UpperWriter {
     // names still show the lower copy, so it becomes a file of its own (docs/union-semantics.md).
     const copied = await fsp.lstat(target, { bigint: true });
     if (parentTimes !== undefined) await restoreTimes(parentTimes.path, parentTimes.st);
-    if (fileType(node.type) !== S_IFDIR && st.nlink > 1n) this.#tree.nodes.renumber(node, this.#tree.numbers.fresh());
+    if (fileType(node.type) !== S_IFDIR && st.nlink > 1) this.#tree.nodes.renumber(node, this.#tree.numbers.fresh());
     this.#tree.upperInos.set(copied.ino, node.ino);
     node.upperIno = copied.ino;
     node.inUpper = true;
-    node.lowerStat = undefined;
+    this.#tree.forgetLowerStat(node);
     node.generation++;
     if (fileType(node.type) !== S_IFDIR) node.lowers = [];
     node.parent?.noteUpperAdded(node.name, node.type);
     if (fileType(node.type) === S_IFDIR) node.listings.set('upper', new Map());
   }
 
-  async #createCopy(type: number, source: string, temp: string, st: BigIntStats): Promise<void> {
+  async #createCopy(type: number, source: string, temp: string, st: HostStat): Promise<void> {
     switch (fileType(type)) {
       case S_IFREG:
         // copyFile uses FICLONE (reflink) where the filesystem can, else copy_file_range in the
@@ -176,7 +177,7 @@ export class UpperWriter {
 }
 
 /** Owner, mode, xattrs and times of `st`/`source` onto `target`, in the order that keeps setuid. */
-export async function applyMetadata(target: string, source: string, st: BigIntStats): Promise<void> {
+export async function applyMetadata(target: string, source: string, st: HostStat): Promise<void> {
   const type = fileType(Number(st.mode));
   await fsp.lchown(target, Number(st.uid), Number(st.gid));
   if (type !== S_IFLNK) await fsp.chmod(target, Number(st.mode) & 0o7777);
