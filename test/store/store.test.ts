@@ -184,3 +184,18 @@ describe('store', () => {
     });
   });
 });
+
+describe('cache budget', () => {
+  it('parses sizes the way du -h writes them, and refuses nonsense', async () => {
+    const { parseSize, defaultCacheBudget } = await import('../../src/store/budget.js');
+    assert.equal(parseSize('1024'), 1024);
+    assert.equal(parseSize('2K'), 2048);
+    assert.equal(parseSize('512MiB'), 512 * 1024 ** 2);
+    assert.equal(parseSize('1.5G'), 1.5 * 1024 ** 3);
+    assert.equal(parseSize('20gb'), 20 * 1024 ** 3);
+    assert.equal(parseSize('lots'), undefined);
+    assert.equal(parseSize('-1G'), undefined);
+    const budget = await defaultCacheBudget('/');
+    assert.ok(budget > 0);
+  });
+});
