@@ -8,6 +8,7 @@ import { imagesCommand } from './commands/images.js';
 import { rmiCommand } from './commands/rmi.js';
 import { pruneCommand } from './commands/prune.js';
 import { dfCommand } from './commands/df.js';
+import { checkCommand } from './commands/check.js';
 import { StoreError } from '../store/errors.js';
 
 /**
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     .command(rmiCommand)
     .command(pruneCommand)
     .command(dfCommand)
+    .command(checkCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()

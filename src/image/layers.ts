@@ -1,0 +1,28 @@
+import type { Digest } from '../oci/digest.js';
+import { extractLayer } from '../extract/index.js';
+import type { Store } from '../store/store.js';
+
+export interface LayerSpec {
+  /** Digest of the compressed blob (in the store's blobs). */
+  digest: Digest;
+  /** sha256 of the uncompressed tar (the image config's rootfs.diff_ids). */
+  diffId: Digest;
+  mediaType: string;
+  size: number;
+}
+
+/**
+ * Makes sure a layer is extracted in the store, from its blob (which must be stored and is
+ * re-verified while it streams). Processes that race on one layer extract it once.
+ */
+export async function ensureLayer(store: Store, layer: LayerSpec): Promise<'existing' | 'created'> {
+  return store.layers.ensure(layer.diffId, async ({ treeDir, indexPath }) => {
+    await extractLayer(store.blobs.open(layer.digest), treeDir, {
+      mediaType: layer.mediaType,
+      expectedDigest: layer.digest,
+      expectedSize: layer.size,
+      expectedDiffId: layer.diffId,
+      indexPath,
+    });
+  });
+}
