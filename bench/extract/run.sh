@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Extraction throughput of a large real layer (a copy of /usr as tar+gzip and tar+zstd): layerfs's
-# extractLayer, as the store runs it (metadata index, digest and diffID checks), against
-# GNU tar and umoci on the same blob. Prints a markdown table (median of REPS runs, ratios against
-# GNU tar, peak RSS). Not a test: record its output in README.md.
+# extractLayer, as the store runs it (metadata index, digest and diffID checks), against GNU tar
+# and umoci on the same blob. Prints a markdown table (median of REPS runs, ratios against GNU tar,
+# peak RSS). Not a test: record its output in README.md.
 #
-#   bench/extract/run.sh                       # REPS=3 SRC=usr WORK=/var/tmp/layerfs-bench-extract
-#   REPS=1 SRC=usr/share bench/extract/run.sh  # quicker
+#   bench/extract/run.sh                                     # REPS=3 SRC=usr PLACES="tmpfs disk"
+#   REPS=1 SRC=usr/share PLACES=tmpfs bench/extract/run.sh   # quicker
 #
 # Needs: tar, gzip, zstd, umoci (Debian package), /usr/bin/time (package `time`), node, root
-# (owners and devices), and about 3x the size of SRC free in WORK.
+# (owners and devices), about 7x the size of SRC free in WORK and 1x in /dev/shm.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +16,8 @@ repo=$(cd "$here/../.." && pwd)
 WORK=${WORK:-/var/tmp/layerfs-bench-extract}
 SRC=${SRC:-usr}
 REPS=${REPS:-3}
+PLACES=${PLACES:-tmpfs disk}
+COOLDOWN=${COOLDOWN:-400}
 
 need() { command -v "$1" >/dev/null || { echo "run.sh: $1 is missing ($2)" >&2; exit 1; }; }
 need tar 'apt-get install tar'
@@ -57,29 +59,44 @@ entries=$(cat "$layers/entries")
 layout="$layers/oci"
 if [ ! -f "$layout/index.json" ]; then
   mkdir -p "$layout/blobs/sha256"
-  blob() { # stores stdin as a blob; prints "digest size"
-    local tmp="$layout/blobs/tmp" digest
-    cat >"$tmp"
-    digest=$(sha256sum <"$tmp" | cut -d' ' -f1)
-    mv "$tmp" "$layout/blobs/sha256/$digest"
-    echo "$digest $(stat -c %s "$layout/blobs/sha256/$digest")"
+  store() { # FILE: hardlinks FILE in as a blob; prints "digest size"
+    local digest
+    digest=$(sha256sum <"$1" | cut -d' ' -f1)
+    ln -f "$1" "$layout/blobs/sha256/$digest"
+    echo "$digest $(stat -c %s "$1")"
   }
-  read -r ldigest lsize < <(blob <"$layers/layer.tar.gz")
-  read -r cdigest csize < <(printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diffid" | blob)
-  read -r mdigest msize < <(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' "$cdigest" "$csize" "$ldigest" "$lsize" | blob)
+  read -r ldigest lsize < <(store "$layers/layer.tar.gz")
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diffid" >"$layers/config.json"
+  read -r cdigest csize < <(store "$layers/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+    "$cdigest" "$csize" "$ldigest" "$lsize" >"$layers/manifest.json"
+  read -r mdigest msize < <(store "$layers/manifest.json")
   printf '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
-  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' "$mdigest" "$msize" >"$layout/index.json"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' \
+    "$mdigest" "$msize" >"$layout/index.json"
 fi
 
 # --- runs --------------------------------------------------------------------------------------
-out="$WORK/out"
+# Two places to extract to:
+# - tmpfs (/dev/shm): no disk in the way, so it compares the extractors themselves; reproducible.
+# - disk (WORK): what a real cache sees. On ext4 a big `rm -rf` makes inode allocation slow for a
+#   while (new inodes avoid "recently deleted" ones for up to 6 minutes, and without a journal
+#   every allocation then scans its whole group), which would punish whichever tool runs right
+#   after a delete. So every run of a round extracts into a new directory, the round's outputs are
+#   deleted together at its end, and a cool-down of COOLDOWN seconds follows.
 results="$WORK/results.tsv"
 : >"$results"
-run() { # name command... ; the command extracts into $out/t
-  local name=$1
-  shift
-  rm -rf "$out"
-  mkdir -p "$out/t"
+ours="$here/extract.mjs"
+n=0
+fresh() { # a new empty output directory: sets $out and $t (the extraction target in it)
+  n=$((n + 1))
+  out="$base/out-$n"
+  t="$out/t"
+  mkdir -p "$t"
+}
+run() { # PLACE NAME COMMAND... (the command extracts into $t)
+  local place=$1 name=$2
+  shift 2
   sync # the previous run's dirty pages are not this run's cost
   if ! /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.txt" "$@" >"$WORK/run.log" 2>&1; then
     echo "run.sh: $name failed:" >&2
@@ -87,41 +104,39 @@ run() { # name command... ; the command extracts into $out/t
     exit 1
   fi
   read -r wall rss user sys <"$WORK/time.txt"
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$wall" "$rss" "$user" "$sys" >>"$results"
-  echo "run.sh: $name: ${wall}s, peak RSS ${rss} KiB" >&2
-  rm -rf "$out"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$place" "$name" "$wall" "$rss" "$user" "$sys" >>"$results"
+  echo "run.sh: [$place] $name: ${wall}s, peak RSS ${rss} KiB" >&2
+  if [ "$place" = tmpfs ]; then rm -rf "$out"; fi
 }
-ours="$here/extract.mjs"
-for _ in $(seq "$REPS"); do
-  run 'GNU tar -xzf (gzip)' tar --numeric-owner -xzf "$layers/layer.tar.gz" -C "$out/t"
-  run 'layerfs extractLayer (gzip)' node "$ours" "$build/dist" "$layers/layer.tar.gz" "$out/t" "$out/index" "$diffid"
-  run 'layerfs + content digests (gzip)' node "$ours" "$build/dist" "$layers/layer.tar.gz" "$out/t" "$out/index" "$diffid" --content-digests
-  run 'umoci unpack (gzip)' umoci unpack --image "$layout:bench" "$out/t/bundle"
-  run 'GNU tar --zstd -xf (zstd)' tar --numeric-owner --zstd -xf "$layers/layer.tar.zst" -C "$out/t"
-  run 'layerfs extractLayer (zstd)' node "$ours" "$build/dist" "$layers/layer.tar.zst" "$out/t" "$out/index" "$diffid"
+for place in $PLACES; do
+  case $place in
+    tmpfs) base=/dev/shm/layerfs-bench-extract ;;
+    disk) base="$WORK/runs" ;;
+    *) echo "run.sh: unknown place $place (tmpfs, disk)" >&2; exit 1 ;;
+  esac
+  rm -rf "$base"
+  mkdir -p "$base"
+  for _ in $(seq "$REPS"); do
+    fresh; run "$place" 'GNU tar -xzf (gzip)' tar --numeric-owner -xzf "$layers/layer.tar.gz" -C "$t"
+    fresh; run "$place" 'layerfs extractLayer (gzip)' node "$ours" "$build/dist" "$layers/layer.tar.gz" "$t" "$out/index" "$diffid"
+    fresh; run "$place" 'layerfs + content digests (gzip)' node "$ours" "$build/dist" "$layers/layer.tar.gz" "$t" "$out/index" "$diffid" --content-digests
+    fresh; run "$place" 'umoci unpack (gzip)' umoci unpack --image "$layout:bench" "$t/bundle"
+    fresh; run "$place" 'GNU tar --zstd -xf (zstd)' tar --numeric-owner --zstd -xf "$layers/layer.tar.zst" -C "$t"
+    fresh; run "$place" 'layerfs extractLayer (zstd)' node "$ours" "$build/dist" "$layers/layer.tar.zst" "$t" "$out/index" "$diffid"
+    if [ "$place" = disk ]; then
+      rm -rf "$base"/out-*
+      sync
+      echo "run.sh: cooling down ${COOLDOWN}s after deleting the round's outputs" >&2
+      sleep "$COOLDOWN"
+    fi
+  done
+  rm -rf "$base"
 done
 
-# --- table: medians; ratio = GNU tar's time / this time (> 1: faster than GNU tar) -----------------
+# --- table: medians; ratio = GNU tar's time / this time (> 1: faster than GNU tar) ---------------
 echo
 echo "Layer: /$SRC, $entries entries, $((size / 1024 / 1024)) MiB uncompressed," \
   "gzip $(($(stat -c %s "$layers/layer.tar.gz") / 1024 / 1024)) MiB, zstd $(($(stat -c %s "$layers/layer.tar.zst") / 1024 / 1024)) MiB;" \
-  "median of $REPS run(s); $(nproc) CPUs; $(date -u +%F)"
+  "median of $REPS run(s); $(nproc) CPUs; node $(node --version); $(date -u +%F)"
 echo
-node - "$results" "$size" <<'EOF'
-const [file, size] = process.argv.slice(2);
-const rows = require('node:fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split('\t'));
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
-const names = [...new Set(rows.map((r) => r[0]))];
-const stats = Object.fromEntries(names.map((n) => {
-  const rs = rows.filter((r) => r[0] === n);
-  return [n, { wall: median(rs.map((r) => +r[1])), rss: Math.max(...rs.map((r) => +r[2])), cpu: median(rs.map((r) => +r[3] + +r[4])) }];
-}));
-const base = { gzip: stats['GNU tar -xzf (gzip)'].wall, zstd: stats['GNU tar --zstd -xf (zstd)'].wall };
-console.log('| tool | wall (s) | MiB/s (uncompressed) | vs GNU tar | CPU user+sys (s) | peak RSS (MiB) |');
-console.log('|---|---:|---:|---:|---:|---:|');
-for (const n of names) {
-  const s = stats[n];
-  const kind = n.endsWith('(zstd)') ? 'zstd' : 'gzip';
-  console.log(`| ${n} | ${s.wall.toFixed(2)} | ${(size / 2 ** 20 / s.wall).toFixed(0)} | ${(base[kind] / s.wall).toFixed(2)}x | ${s.cpu.toFixed(1)} | ${(s.rss / 1024).toFixed(0)} |`);
-}
-EOF
+node "$here/table.mjs" "$results" "$size"

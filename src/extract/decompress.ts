@@ -6,15 +6,14 @@
  * - gzip: Node's zlib on the thread pool, 1 MiB output chunks (2x the throughput of the 16 KiB
  *   default, measured in design/dependencies.md §4.1).
  * - zstd: Node's zlib zstd when present (Node >= 22.15, on the thread pool); otherwise the
- *   zstd-napi binding driven by hand. Its DecompressStream is not used because it pushes all the
- *   output of an input chunk regardless of backpressure (a 64 KiB chunk of a zstd bomb can expand
- *   to gigabytes); the loop below yields one output buffer at a time instead.
+ *   zstd-napi binding on a worker thread (zstd-worker.ts). zstd-napi's own DecompressStream is not
+ *   used: it pushes all the output of an input chunk regardless of backpressure (a 64 KiB chunk of
+ *   a zstd bomb can expand to gigabytes).
  */
-import { createRequire } from 'node:module';
 import { Readable, type Transform, pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
-import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { LayerError } from './errors.js';
+import { zstdWorkerDecompress } from './zstd-worker.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -22,10 +21,10 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 export const DECOMPRESS_CHUNK_SIZE = 1024 * 1024;
 
 /**
- * zlib streams: large chunks, and room for a few of them, so the decompressor (on the thread pool)
+ * zlib streams: large chunks, and room for two of them, so the decompressor (on the thread pool)
  * keeps working while the JS thread writes files instead of waiting for each chunk to be taken.
  */
-const ZLIB_OPTIONS = { chunkSize: DECOMPRESS_CHUNK_SIZE, readableHighWaterMark: 4 * DECOMPRESS_CHUNK_SIZE };
+const ZLIB_OPTIONS = { chunkSize: DECOMPRESS_CHUNK_SIZE, readableHighWaterMark: 2 * DECOMPRESS_CHUNK_SIZE };
 
 /** The compression a layer media type announces, or undefined if it says nothing we know. */
 export function compressionOfMediaType(mediaType: string | undefined): Compression | undefined {
@@ -92,7 +91,7 @@ export async function openDecompressed(source: AsyncIterable<Buffer>, mediaType?
       return { compression, chunks: throughTransform(replayed, zlib.createGunzip(ZLIB_OPTIONS)) };
     case 'zstd': {
       const native = nodeZstdDecompress();
-      return { compression, chunks: native ? throughTransform(replayed, native) : zstdNapiDecompress(replayed) };
+      return { compression, chunks: native ? throughTransform(replayed, native) : zstdWorkerDecompress(replayed) };
     }
     case 'none':
       return { compression, chunks: replayed };
@@ -133,60 +132,6 @@ type ZstdFactory = (options: typeof ZLIB_OPTIONS) => Transform;
 function nodeZstdDecompress(): Transform | undefined {
   const factory = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
   return typeof factory === 'function' ? factory(ZLIB_OPTIONS) : undefined;
-}
-
-let zstdBinding: typeof ZstdBinding | undefined;
-
-function loadZstdNapi(): typeof ZstdBinding {
-  if (zstdBinding === undefined) {
-    try {
-      zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as typeof ZstdBinding;
-    } catch (cause) {
-      throw new LayerError(
-        'ERR_LAYER_UNSUPPORTED',
-        'zstd layer, but no zstd decoder: this Node has no zlib zstd and zstd-napi is not built ' +
-          '(run `node scripts/native/build-zstd.mjs`)',
-        { cause },
-      );
-    }
-  }
-  return zstdBinding;
-}
-
-/**
- * zstd through zstd-napi's streaming context, one output buffer per yield (so the consumer's pace
- * bounds memory). The window is limited by zstd's default windowLogMax (2^27 = 128 MiB): larger
- * frames (zstd --long=31) are refused rather than allowed to allocate gigabytes.
- */
-async function* zstdNapiDecompress(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const { DCtx } = loadZstdNapi();
-  const dctx = new DCtx();
-  let frameOpen = false;
-  for await (const chunk of source) {
-    let input = chunk;
-    for (;;) {
-      const output = Buffer.allocUnsafe(DECOMPRESS_CHUNK_SIZE);
-      let result: [number, number, number];
-      try {
-        result = dctx.decompressStream(output, input) as [number, number, number];
-      } catch (err) {
-        // zstd-napi throws plain Errors carrying zstd's message ("Unknown frame descriptor"...).
-        throw new LayerError('ERR_LAYER_CORRUPT', `zstd decompression failed: ${(err as Error).message}`, { cause: err });
-      }
-      const [hint, produced, consumed] = result;
-      input = input.subarray(consumed);
-      frameOpen = hint !== 0;
-      if (produced > 0) {
-        // Small outputs are copied so they do not pin a 1 MiB allocation while queued.
-        yield produced < DECOMPRESS_CHUNK_SIZE / 16 ? Buffer.from(output.subarray(0, produced)) : output.subarray(0, produced);
-      }
-      // Done with this input once it is consumed and the decoder had room to spare (nothing
-      // left to flush); a full output buffer means more may be pending.
-      if (input.length === 0 && produced < output.length) break;
-      if (produced === 0 && consumed === 0) throw new LayerError('ERR_LAYER_CORRUPT', 'zstd decoder made no progress');
-    }
-  }
-  if (frameOpen) throw new LayerError('ERR_LAYER_CORRUPT', 'zstd stream ends in the middle of a frame (truncated)');
 }
 
 function decompressError(err: unknown): unknown {

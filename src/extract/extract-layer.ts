@@ -65,10 +65,17 @@ export async function extractLayer(input: Readable, targetDir: string, options: 
   checkTarget(root);
   const privileged = options.privileged ?? process.getuid?.() === 0;
   const index = options.indexPath === undefined ? undefined : new LayerIndexWriter(resolve(options.indexPath));
-  const writer = new LayerWriter(root, { privileged, index, hashContent: index !== undefined && options.indexContentDigests === true });
+  let writer: LayerWriter;
+  let reader: TarReader;
+  try {
+    writer = new LayerWriter(root, { privileged, index, hashContent: index !== undefined && options.indexContentDigests === true });
+    reader = new TarReader();
+  } catch (err) {
+    index?.abort();
+    throw err;
+  }
   const compressed = new StreamDigest(options.expectedSize);
   const uncompressed = new StreamDigest();
-  const reader = new TarReader();
 
   let failure: unknown;
   const fail = (err: unknown): void => {
@@ -104,6 +111,7 @@ export async function extractLayer(input: Readable, targetDir: string, options: 
     consuming.catch(fail);
     await Promise.allSettled([feeding, consuming]);
     if (failure !== undefined) throw failure;
+    await writer.flush(); // files whose data was still being written in the background
 
     if (options.expectedSize !== undefined && compressed.bytes !== options.expectedSize) {
       throw new LayerError(
@@ -120,6 +128,7 @@ export async function extractLayer(input: Readable, targetDir: string, options: 
     await index?.finish(root, { diffId, digest, compression, privileged, entries }, directories);
     return { diffId, digest, compressedSize: compressed.bytes, uncompressedSize: uncompressed.bytes, entries, compression };
   } catch (err) {
+    await writer.settle(); // no background write outlives the call
     index?.abort();
     throw normalizeError(err);
   } finally {

@@ -34,7 +34,7 @@ import {
 } from 'node:fs';
 import * as native from '../native/index.js';
 import { classifyName, isReservedName } from '../oci/whiteout.js';
-import { FileDataWriter } from './file-data-writer.js';
+import { DataWriters } from './file-data-writer.js';
 import { LayerError } from './errors.js';
 import type { IndexEntryType, LayerIndexRecord, LayerIndexWriter } from './layer-index.js';
 import { baseName, normalizeEntryPath, parentOf, symlinkTarget } from './safe-path.js';
@@ -84,6 +84,8 @@ export class LayerWriter {
   readonly #options: LayerWriterOptions;
   /** Every directory in the layer (relative path -> metadata to apply at the end). '' is the root. */
   readonly #dirs = new Map<string, DirMeta>([['', IMPLICIT_DIR]]);
+  /** Regular files' data (large chunks written in the background). */
+  readonly #data = new DataWriters();
   /** New names are owned by these ids (so chown can be skipped for them), or undefined if unsure. */
   readonly #creatorIds: { uid: number; gid: number } | undefined;
 
@@ -174,8 +176,10 @@ export class LayerWriter {
     this.#create(path, entry, (abs) => {
       fd = openSync(abs, CREATE_FILE, mode & 0o777);
     });
-    let data: FileDataWriter | undefined;
+    const data = this.#data.open(fd); // owns the fd from here on
+    let ended = false;
     try {
+      const st = fstatSync(fd);
       let size = entry.size;
       let hash: Hash | undefined;
       if (marker) {
@@ -188,30 +192,42 @@ export class LayerWriter {
         size = entry.sparse.realSize;
       } else {
         hash = this.#options.hashContent ? createHash('sha256') : undefined;
-        const writer = (data = new FileDataWriter(fd));
         await drain(entry.data, (chunk) => {
           hash?.update(chunk);
-          return writer.write(chunk);
+          return data.write(chunk);
         });
-        await writer.flush();
       }
       // Owner, then mode (chown clears setuid/setgid), then xattrs (after the data: writing drops
-      // security.capability), then times.
+      // security.capability), then times; once the data is written (now, or in the background).
       const chown = this.#needsChown(entry);
-      if (chown) fchownSync(fd, entry.uid, entry.gid);
-      const st = fstatSync(fd);
-      if (chown || (st.mode & 0o7777) !== mode) fchmodSync(fd, mode);
-      const notApplied = this.#setXattrs(undefined, fd, entry.xattrs);
-      native.futimensSync(fd, native.timespecFromNs(entry.atimeNs ?? entry.mtimeNs), native.timespecFromNs(entry.mtimeNs));
+      let notApplied: NotApplied = [];
+      // With xattrs, the record must say which ones the filesystem refused: finish now.
+      if (entry.xattrs.size > 0) await data.written();
+      ended = true;
+      data.end(() => {
+        if (chown) fchownSync(fd, entry.uid, entry.gid);
+        if (chown || (st.mode & 0o7777) !== mode) fchmodSync(fd, mode);
+        notApplied = this.#setXattrs(undefined, fd, entry.xattrs);
+        native.futimensSync(fd, native.timespecFromNs(entry.atimeNs ?? entry.mtimeNs), native.timespecFromNs(entry.mtimeNs));
+      });
       this.#options.index?.add({
         ...this.#baseRecord(path, 'file', entry, st.ino, size),
         ...(hash === undefined ? {} : { sha256: hash.digest('hex') }),
         ...xattrFields(entry.xattrs, notApplied),
       });
     } finally {
-      await data?.settle(); // never close the fd under a pending write (the number could be reused)
-      closeSync(fd);
+      if (!ended) data.abandon();
     }
+  }
+
+  /** Waits until every file is completely written and finished; throws the first failure. */
+  async flush(): Promise<void> {
+    await this.#data.flush();
+  }
+
+  /** Waits for background writes without throwing (before giving up on a failed extraction). */
+  async settle(): Promise<void> {
+    await this.#data.settle();
   }
 
   #symlink(path: string, entry: TarEntry): void {

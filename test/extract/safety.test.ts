@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { extractLayer } from '../../src/extract/extract-layer.js';
 import { isLayerError, type LayerErrorCode } from '../../src/extract/errors.js';
 import { MAX_LONG_HEADER_SIZE } from '../../src/extract/tar-reader.js';
+import { normalizeEntryPath } from '../../src/extract/safe-path.js';
 import { dir, file, gzip, hardlink, packTar, padded, paxBody, RawTar, rawHeader, streamOf, symlink } from '../helpers/tar-builder.js';
 import { TempDirs } from '../helpers/tmp.js';
 import { extractBuffer, extractError } from './support.js';
@@ -36,6 +37,29 @@ async function expectRefused(tar: Buffer, code: LayerErrorCode, entryHint?: stri
 
 /** The sentinel dir of expectRefused, as a symlink target relative to the layer root. */
 const OUTSIDE = '../outside';
+
+describe('name normalisation (safe-path.ts)', () => {
+  const norm = (name: string | Buffer): string => normalizeEntryPath(typeof name === 'string' ? Buffer.from(name) : name);
+  it('makes names relative and drops "." and empty components', () => {
+    assert.equal(norm('./a/b'), 'a/b');
+    assert.equal(norm('/a//b/'), 'a/b');
+    assert.equal(norm('./'), '');
+    assert.equal(norm('/'), '');
+    assert.equal(norm('a/./b/.'), 'a/b');
+  });
+  it('resolves ".." lexically inside the layer and refuses it above the root', () => {
+    assert.equal(norm('a/b/../c'), 'a/c');
+    assert.equal(norm('a/..'), '');
+    for (const bad of ['..', '../a', 'a/../..', '/../a', 'a/b/../../../c']) {
+      assert.throws(() => norm(bad), (err) => isLayerError(err, 'ERR_LAYER_UNSAFE_PATH'), bad);
+    }
+  });
+  it('refuses NUL bytes and names that are not UTF-8, keeps valid UTF-8', () => {
+    assert.throws(() => norm(Buffer.from('a\0b')), (err) => isLayerError(err, 'ERR_LAYER_UNSAFE_PATH'));
+    assert.throws(() => norm(Buffer.from([0x61, 0xc3])), (err) => isLayerError(err, 'ERR_LAYER_UNSUPPORTED'));
+    assert.equal(norm(Buffer.from('dé/名前', 'utf8')), 'dé/名前');
+  });
+});
 
 describe('path attacks', () => {
   it('".." that leaves the layer is refused, in names and at any depth', async () => {
