@@ -9,7 +9,11 @@ import { rmiCommand } from './commands/rmi.js';
 import { pruneCommand } from './commands/prune.js';
 import { dfCommand } from './commands/df.js';
 import { checkCommand } from './commands/check.js';
-import { StoreError } from '../store/errors.js';
+import { pullCommand } from './commands/pull.js';
+import { inspectCommand } from './commands/inspect.js';
+import { tagsCommand } from './commands/tags.js';
+import { loginCommand, logoutCommand } from './commands/login.js';
+import { describeError } from './error-report.js';
 
 /**
  * The only module that reads argv and the environment, prints for people and exits. Everything a
@@ -27,6 +31,11 @@ async function main(): Promise<void> {
     .command(pruneCommand)
     .command(dfCommand)
     .command(checkCommand)
+    .command(pullCommand)
+    .command(inspectCommand)
+    .command(tagsCommand)
+    .command(loginCommand)
+    .command(logoutCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()
@@ -38,18 +47,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof StoreError) {
-    process.stderr.write(`layerfs: ${err.message}\n`);
-    process.exitCode = 1;
-    return;
-  }
-  if (err instanceof UserError) {
-    process.stderr.write(`layerfs: ${err.message}\n`);
-    process.exitCode = err.exitCode;
-    return;
-  }
-  const error = err instanceof Error ? err : new Error(String(err));
-  process.stderr.write(`layerfs: internal error: ${error.message}\n`);
-  if (process.env.LAYERFS_LOG === 'debug') process.stderr.write(`${error.stack ?? ''}\n`);
-  process.exitCode = 70;
+  const report = describeError(err);
+  process.stderr.write(`layerfs: ${report.message}\n`);
+  if (report.internal && process.env.LAYERFS_LOG === 'debug') process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+  process.exitCode = report.exitCode;
 });

@@ -8,6 +8,8 @@ import { VerifyingStream } from '../oci/verify.js';
 import { StoreError } from './errors.js';
 import type { StorePaths } from './paths.js';
 import { TempArea } from './temp-area.js';
+import { tryWithLock, withLock } from './lock.js';
+import { PartialBlob } from './partial-blob.js';
 
 /**
  * Content-addressed blobs (`blobs/sha256/<hex>`). A blob is written to the temp area, verified
@@ -74,6 +76,52 @@ export class BlobStore {
       await this.#commit(file, digest);
       return digest;
     });
+  }
+
+  /**
+   * Runs `fn` with the resumable download of `digest` (see PartialBlob), under the blob's lock so
+   * one process at a time appends to it; another process pulling the same blob waits, then finds
+   * it stored. `fn` must end with `commitDownload` or leave the partial file for the next run.
+   */
+  async download<T>(digest: Digest, size: number, fn: (partial: PartialBlob) => Promise<T>): Promise<T> {
+    await fsp.mkdir(this.#paths.downloadsDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.#paths.locksDir, { recursive: true, mode: 0o700 });
+    return withLock(this.#paths.lock(`blob-${digest.slice(7)}`), 'exclusive', async () => {
+      const partial = await PartialBlob.open(this.#paths.download(digest), digest, size);
+      try {
+        return await fn(partial);
+      } finally {
+        await partial.close();
+      }
+    });
+  }
+
+  /** Verifies a finished download and moves it into the store. */
+  async commitDownload(partial: PartialBlob): Promise<void> {
+    try {
+      await partial.verify();
+    } catch (err) {
+      await partial.discard();
+      throw err;
+    }
+    await this.#commit(partial.path, partial.digest);
+    await fsp.rm(partial.path, { force: true });
+  }
+
+  /** Partial downloads that no process is working on (for prune). */
+  async removeIdleDownloads(): Promise<number> {
+    const names = await fsp.readdir(this.#paths.downloadsDir).catch(() => [] as string[]);
+    let freed = 0;
+    await fsp.mkdir(this.#paths.locksDir, { recursive: true, mode: 0o700 });
+    for (const name of names.filter((n) => /^[a-f0-9]{64}$/.test(n))) {
+      // A download that holds its lock is in progress: left alone.
+      await tryWithLock(this.#paths.lock(`blob-${name}`), async () => {
+        const path = join(this.#paths.downloadsDir, name);
+        freed += (await fsp.stat(path).catch(() => undefined))?.size ?? 0;
+        await fsp.rm(path, { force: true });
+      });
+    }
+    return freed;
   }
 
   async #commit(file: string, digest: Digest): Promise<void> {

@@ -190,6 +190,7 @@ export class Store {
       await this.blobs.remove(blob);
       deletedBlobs.push(blob);
     }
+    freed += await this.blobs.removeIdleDownloads();
     return { deletedImages, deletedLayers, deletedBlobs, freed };
   }
 

@@ -1,0 +1,82 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { fetchConfig, resolveImage } from '../../pull/resolve.js';
+import { hostPlatform, parsePlatform } from '../../registry/platform.js';
+import { parseReference } from '../../registry/reference.js';
+import { openSource, storeName } from '../../source/open.js';
+import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+
+interface InspectArgs extends StoreArgs, RegistryArgs {
+  image: string;
+  remote: boolean;
+  platform?: string;
+}
+
+export const inspectCommand: CommandModule<object, InspectArgs> = {
+  command: 'inspect <image>',
+  describe: 'Print an image\'s manifest, config and layers as JSON (from the store, or --remote)',
+  builder: (y: Argv) =>
+    withRegistryOptions(
+      withStoreOption(
+        y
+          .positional('image', { type: 'string', demandOption: true })
+          .option('remote', { type: 'boolean', default: false, describe: 'ask the registry (or oci:/docker-archive: source) instead of the local store' })
+          .option('platform', { type: 'string', describe: 'os/arch[/variant] for --remote multi-platform images (default: this host)' }),
+      ),
+    ) as unknown as Argv<InspectArgs>,
+  handler: async (args: ArgumentsCamelCase<InspectArgs>) => {
+    const report = args.remote ? await inspectRemote(args) : await inspectLocal(args);
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  },
+};
+
+async function inspectLocal(args: InspectArgs): Promise<unknown> {
+  const store = await openStore(args);
+  let image = await store.findImage(args.image);
+  if (image === undefined) {
+    // `ubuntu` is stored as docker.io/library/ubuntu:latest.
+    const canonical = tryCanonical(args.image);
+    if (canonical !== undefined) image = await store.findImage(canonical);
+  }
+  if (image === undefined) throw new UserError(`no such image in the local store: ${args.image} (pull it, or use --remote)`);
+  return {
+    names: image.refs,
+    digest: image.digest,
+    id: image.id,
+    mediaType: image.manifest.mediaType,
+    manifest: image.manifest,
+    config: image.config,
+    layers: image.layers,
+  };
+}
+
+async function inspectRemote(args: InspectArgs): Promise<unknown> {
+  const platform = args.platform === undefined ? hostPlatform() : parsePlatform(args.platform);
+  const context = await sourceContext(args);
+  const opened = await openSource(args.image, context);
+  try {
+    const resolved = await resolveImage(opened.source, opened.reference, platform);
+    const { config } = await fetchConfig(opened.source, resolved.parsed.config);
+    return {
+      name: opened.names[0],
+      digest: resolved.manifest.digest,
+      mediaType: resolved.manifest.mediaType,
+      ...(resolved.index === undefined ? {} : { index: { digest: resolved.index.digest, mediaType: resolved.index.mediaType, platform: resolved.platform } }),
+      manifest: resolved.parsed,
+      config,
+      layers: resolved.parsed.layers.map((l, i) => ({ digest: l.digest, diffId: config.rootfs.diff_ids[i], mediaType: l.mediaType, size: l.size })),
+    };
+  } finally {
+    await opened.source.close();
+    await context.http.close();
+  }
+}
+
+export function tryCanonical(name: string): string | undefined {
+  try {
+    return storeName(parseReference(name));
+  } catch {
+    return undefined;
+  }
+}

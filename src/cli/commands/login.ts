@@ -1,0 +1,70 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { homedir } from 'node:os';
+import { removeCredentials, saveCredentials } from '../../config/credentials.js';
+import { allowsPlainHttp, endpointsFor } from '../../config/registries.js';
+import { UserError } from '../../errors.js';
+import { verifyLogin } from '../../registry/login.js';
+import { normalizeRegistry } from '../../registry/reference.js';
+import { readSecret, readStdin } from '../prompt.js';
+import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+
+interface LoginArgs extends RegistryArgs {
+  registry: string;
+  username?: string;
+  passwordStdin: boolean;
+}
+
+export const loginCommand: CommandModule<object, LoginArgs> = {
+  command: 'login <registry>',
+  describe: 'Store credentials for a registry (in ~/.docker/config.json or its credential helper)',
+  builder: (y: Argv) =>
+    withRegistryOptions(
+      y
+        .positional('registry', { type: 'string', demandOption: true, describe: 'host[:port], e.g. ghcr.io' })
+        .option('username', { alias: 'u', type: 'string' })
+        .option('password-stdin', { type: 'boolean', default: false, describe: 'read the password from standard input' }),
+    ) as unknown as Argv<LoginArgs>,
+  handler: async (args: ArgumentsCamelCase<LoginArgs>) => {
+    const registry = registryArgument(args.registry);
+    const username = args.username ?? (process.stdin.isTTY && !args.passwordStdin ? await readSecret('Username: ', false) : undefined);
+    if (username === undefined || username === '') throw new UserError('a user name is needed: --username NAME', { exitCode: 2 });
+    let password: string;
+    if (args.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
+    else if (process.stdin.isTTY) password = await readSecret('Password: ', true);
+    else throw new UserError('no terminal to ask for the password: use --password-stdin', { exitCode: 2 });
+    if (password === '') throw new UserError('the password is empty', { exitCode: 2 });
+
+    const context = await sourceContext(args);
+    try {
+      const upstream = endpointsFor(context.registries, registry).at(-1)!;
+      await verifyLogin(context.http, upstream.baseUrl, registry, { username, password }, (host) => allowsPlainHttp(context.registries, host));
+    } finally {
+      await context.http.close();
+    }
+    await saveCredentials(registry, { username, password }, { env: process.env, home: homedir() });
+    process.stdout.write('Login Succeeded\n');
+  },
+};
+
+interface LogoutArgs {
+  registry: string;
+}
+
+export const logoutCommand: CommandModule<object, LogoutArgs> = {
+  command: 'logout <registry>',
+  describe: 'Remove stored credentials for a registry',
+  builder: (y: Argv) => y.positional('registry', { type: 'string', demandOption: true }) as unknown as Argv<LogoutArgs>,
+  handler: async (args: ArgumentsCamelCase<LogoutArgs>) => {
+    const registry = registryArgument(args.registry);
+    const removed = await removeCredentials(registry, { env: process.env, home: homedir() });
+    process.stdout.write(removed ? `Removing login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
+  },
+};
+
+/** `docker login` also takes a URL: https://host/ is accepted and reduced to the host. */
+function registryArgument(input: string): string {
+  const host = /^https?:\/\//.test(input) ? new URL(input).host : input.replace(/\/+$/, '');
+  const registry = normalizeRegistry(host);
+  if (registry === undefined) throw new UserError(`not a registry host: ${JSON.stringify(input)} (expected host[:port])`, { exitCode: 2 });
+  return registry;
+}

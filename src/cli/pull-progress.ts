@@ -1,0 +1,152 @@
+import cliProgress from 'cli-progress';
+import type { Digest } from '../oci/digest.js';
+import type { PullEvent } from '../pull/pull.js';
+import { humanSize } from './format.js';
+
+/**
+ * Shows a pull's progress on stderr (stdout stays for the result): one bar per layer with bytes,
+ * speed and ETA on a terminal, plain lines otherwise (logs, CI), nothing with --quiet.
+ */
+export interface PullProgress {
+  onEvent(event: PullEvent): void;
+  stop(): void;
+}
+
+export function pullProgress(stream: NodeJS.WriteStream, quiet: boolean): PullProgress {
+  if (quiet) return { onEvent: () => undefined, stop: () => undefined };
+  return stream.isTTY ? new BarProgress(stream) : new LineProgress(stream);
+}
+
+const short = (digest: Digest): string => digest.slice(7, 19);
+
+class LineProgress implements PullProgress {
+  readonly #out: NodeJS.WriteStream;
+  readonly #started = new Map<Digest, { at: number; size: number; from: number }>();
+  readonly #servedBy = new Map<Digest, string>();
+
+  constructor(out: NodeJS.WriteStream) {
+    this.#out = out;
+  }
+
+  onEvent(event: PullEvent): void {
+    switch (event.type) {
+      case 'resolved':
+        this.#line(`resolved ${event.digest}${event.platform === undefined ? '' : ` (${event.platform})`}, ${event.layers.length} layers`);
+        break;
+      case 'layer-start':
+        if (event.action === 'cached') this.#line(`${short(event.digest)}: already in the cache`);
+        else if (event.action === 'extract') this.#line(`${short(event.digest)}: extracting from the stored blob`);
+        else {
+          this.#started.set(event.digest, { at: Date.now(), size: event.size, from: event.resumedAt ?? 0 });
+          const resumed = event.resumedAt === undefined ? '' : `, resuming at ${humanSize(event.resumedAt)}`;
+          this.#line(`${short(event.digest)}: downloading ${humanSize(event.size)}${resumed}`);
+        }
+        break;
+      case 'layer-source':
+        if (this.#servedBy.get(event.digest) !== event.servedBy) {
+          this.#servedBy.set(event.digest, event.servedBy);
+          this.#line(`${short(event.digest)}: from ${event.servedBy}`);
+        }
+        break;
+      case 'layer-progress':
+        break;
+      case 'layer-done': {
+        const started = this.#started.get(event.digest);
+        const seconds = started === undefined ? undefined : (Date.now() - started.at) / 1000;
+        const rate = started !== undefined && seconds !== undefined && seconds > 0 ? `, ${humanSize((started.size - started.from) / seconds)}/s` : '';
+        if (event.outcome !== 'cached' || started !== undefined) {
+          this.#line(`${short(event.digest)}: done (${event.outcome}${seconds === undefined ? '' : ` in ${seconds.toFixed(1)} s`}${rate})`);
+        }
+        break;
+      }
+    }
+  }
+
+  stop(): void {}
+
+  #line(text: string): void {
+    this.#out.write(`${text}\n`);
+  }
+}
+
+interface BarEntry {
+  bar: cliProgress.SingleBar;
+  digest: Digest;
+  size: number;
+  state: string;
+  /** When the bytes started to flow, and from which byte (speed counts only this run's bytes). */
+  since: number;
+  from: number;
+}
+
+class BarProgress implements PullProgress {
+  readonly #bars: cliProgress.MultiBar;
+  readonly #layers = new Map<Digest, BarEntry>();
+
+  constructor(out: NodeJS.WriteStream) {
+    this.#bars = new cliProgress.MultiBar(
+      {
+        stream: out,
+        format: '{layer} [{bar}] {state} {done}/{size} {speed} ETA {eta_formatted}',
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.legacy,
+    );
+  }
+
+  onEvent(event: PullEvent): void {
+    switch (event.type) {
+      case 'resolved':
+        for (const layer of event.layers) this.#entry(layer.digest, layer.size, 'waiting');
+        break;
+      case 'layer-start': {
+        const state = event.action === 'cached' ? 'cached' : event.action === 'extract' ? 'extracting' : 'downloading';
+        const entry = this.#entry(event.digest, event.size, state);
+        entry.since = Date.now();
+        entry.from = event.resumedAt ?? 0;
+        this.#update(entry, event.action === 'cached' ? event.size : entry.from);
+        break;
+      }
+      case 'layer-source':
+        break;
+      case 'layer-progress': {
+        const entry = this.#layers.get(event.digest);
+        if (entry !== undefined) this.#update(entry, event.bytes);
+        break;
+      }
+      case 'layer-done': {
+        const entry = this.#layers.get(event.digest);
+        if (entry !== undefined) {
+          entry.state = event.outcome;
+          this.#update(entry, entry.size);
+        }
+        break;
+      }
+    }
+  }
+
+  stop(): void {
+    this.#bars.stop();
+  }
+
+  #entry(digest: Digest, size: number, state: string): BarEntry {
+    let entry = this.#layers.get(digest);
+    if (entry === undefined) {
+      const payload = { layer: short(digest), state: state.padEnd(11), done: humanSize(0), size: humanSize(size), speed: '' };
+      entry = { bar: this.#bars.create(Math.max(1, size), 0, payload), digest, size, state, since: Date.now(), from: 0 };
+      this.#layers.set(digest, entry);
+    }
+    entry.state = state;
+    return entry;
+  }
+
+  #update(entry: BarEntry, done: number): void {
+    const seconds = (Date.now() - entry.since) / 1000;
+    const speed = entry.state === 'downloading' && seconds > 0.5 ? `${humanSize((done - entry.from) / seconds)}/s` : '';
+    entry.bar.update(done, { layer: short(entry.digest), state: entry.state.padEnd(11), done: humanSize(done), size: humanSize(entry.size), speed });
+  }
+}
