@@ -10,6 +10,8 @@ import { pruneCommand } from './commands/prune.js';
 import { dfCommand } from './commands/df.js';
 import { checkCommand } from './commands/check.js';
 import { pullCommand } from './commands/pull.js';
+import { psCommand } from './commands/ps.js';
+import { rmCommand } from './commands/rm.js';
 import { inspectCommand } from './commands/inspect.js';
 import { tagsCommand } from './commands/tags.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
@@ -32,6 +34,8 @@ async function main(): Promise<void> {
     .command(dfCommand)
     .command(checkCommand)
     .command(pullCommand)
+    .command(psCommand)
+    .command(rmCommand)
     .command(inspectCommand)
     .command(tagsCommand)
     .command(loginCommand)

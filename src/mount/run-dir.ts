@@ -21,6 +21,8 @@ export interface MountState {
   upper?: string;
   startedAt: string;
   logFile?: string;
+  image?: { ref: string; digest: string };
+  container?: string;
 }
 
 export class RunDir {
@@ -55,6 +57,21 @@ export class RunDir {
     } catch {
       return undefined;
     }
+  }
+
+  /** Every recorded mount (some may be stale: check their pid). */
+  async listStates(): Promise<MountState[]> {
+    const dir = join(this.root, 'mounts');
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    const states: MountState[] = [];
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      try {
+        states.push(JSON.parse(await fsp.readFile(join(dir, name), 'utf8')) as MountState);
+      } catch {
+        // being replaced right now
+      }
+    }
+    return states;
   }
 
   async removeState(mountpoint: string, pid: number): Promise<void> {

@@ -17,6 +17,9 @@ export interface ServeOptions {
   debug: boolean;
   cacheTimeout: number;
   logFile?: string;
+  /** For `ps`: the image and writable layer this mount serves, when it serves one. */
+  image?: { ref: string; digest: string };
+  container?: string;
   /** Called once the mount is ready to use (the background parent waits for it). */
   onReady?: (mountpoint: string) => void;
 }
@@ -78,6 +81,8 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
     upper: stack.upper,
     startedAt: new Date().toISOString(),
     logFile: options.logFile,
+    ...(options.image === undefined ? {} : { image: options.image }),
+    ...(options.container === undefined ? {} : { container: options.container }),
   });
   log.info(`serving ${mountpoint}`, { lowers: stack.lowers, upper: stack.upper });
   options.onReady?.(mountpoint);

@@ -5,7 +5,9 @@ export type StoreErrorCode =
   | 'ERR_STORE_SIZE_MISMATCH'
   | 'ERR_STORE_IN_USE'
   | 'ERR_STORE_CORRUPT'
-  | 'ERR_STORE_AMBIGUOUS';
+  | 'ERR_STORE_AMBIGUOUS'
+  | 'ERR_STORE_EXISTS'
+  | 'ERR_STORE_INVALID_NAME';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

@@ -10,6 +10,7 @@ import { type Digest, digestHex } from '../oci/digest.js';
  *       fs/                     the layer's tree (OCI whiteout markers kept as in the tar)
  *       index                   the metadata index written at extraction
  *       meta.json               size on disk, creation time
+ *   containers/<name>/          a writable layer: meta.json, upper/, work/, lock (held while mounted)
  *   downloads/<hex>             a blob being downloaded (kept across runs so the next pull resumes)
  *   tmp/<pid>-<random>/         work in progress of process <pid>; removed when <pid> is dead
  *   locks/<name>.lock           flock(2) files: per layer, per blob, and for index.json
@@ -47,6 +48,12 @@ export class StorePaths {
   }
   layerMeta(diffId: Digest): string {
     return join(this.layer(diffId), 'meta.json');
+  }
+  get containersDir(): string {
+    return join(this.root, 'containers');
+  }
+  container(name: string): string {
+    return join(this.containersDir, name);
   }
   get downloadsDir(): string {
     return join(this.root, 'downloads');

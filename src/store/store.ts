@@ -4,6 +4,7 @@ import { type Digest } from '../oci/digest.js';
 import { parseConfig, parseManifest } from '../oci/manifest.js';
 import type { ImageConfig, ImageManifest } from '../oci/types.js';
 import { BlobStore } from './blob-store.js';
+import { Containers } from './containers.js';
 import { StoreError } from './errors.js';
 import { ImageIndex } from './image-index.js';
 import { type LayerInfo, LayerStore } from './layer-store.js';
@@ -50,6 +51,7 @@ export class Store {
   readonly images: ImageIndex;
   readonly leases: Leases;
   readonly temp: TempArea;
+  readonly containers: Containers;
 
   private constructor(root: string) {
     this.paths = new StorePaths(root);
@@ -58,6 +60,7 @@ export class Store {
     this.layers = new LayerStore(this.paths, this.temp);
     this.images = new ImageIndex(this.paths);
     this.leases = new Leases(this.paths);
+    this.containers = new Containers(this.paths, this.temp);
   }
 
   /** Opens (creating if needed) a store and clears what crashed processes left in its temp area. */
@@ -153,6 +156,13 @@ export class Store {
     const inUse = leases.find((l) => l.image === image.digest || image.layers.some((layer) => l.diffIds.includes(layer.diffId)));
     if (inUse !== undefined && options.force !== true) {
       throw new StoreError('ERR_STORE_IN_USE', `image ${name} is in use by process ${inUse.pid} (${inUse.purpose}); use --force to remove its name anyway`);
+    }
+    const layersOnIt = (await this.containers.list()).filter((c) => c.image.digest === image.digest);
+    if (layersOnIt.length > 0 && options.force !== true && refs.length === image.refs.length) {
+      throw new StoreError(
+        'ERR_STORE_IN_USE',
+        `image ${name} is used by writable layer(s) ${layersOnIt.map((c) => c.name).join(', ')}; remove them first (layerfs rm) or use --force`,
+      );
     }
     const untagged = await this.images.remove(refs);
     const { deletedLayers } = await this.prune();

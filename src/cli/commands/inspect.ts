@@ -2,8 +2,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { fetchConfig, resolveImage } from '../../pull/resolve.js';
 import { hostPlatform, parsePlatform } from '../../registry/platform.js';
-import { parseReference } from '../../registry/reference.js';
-import { openSource, storeName } from '../../source/open.js';
+import { openSource } from '../../source/open.js';
+import { findLocalImage } from '../image-lookup.js';
 import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
@@ -33,12 +33,7 @@ export const inspectCommand: CommandModule<object, InspectArgs> = {
 
 async function inspectLocal(args: InspectArgs): Promise<unknown> {
   const store = await openStore(args);
-  let image = await store.findImage(args.image);
-  if (image === undefined) {
-    // `ubuntu` is stored as docker.io/library/ubuntu:latest.
-    const canonical = tryCanonical(args.image);
-    if (canonical !== undefined) image = await store.findImage(canonical);
-  }
+  const image = await findLocalImage(store, args.image);
   if (image === undefined) throw new UserError(`no such image in the local store: ${args.image} (pull it, or use --remote)`);
   return {
     names: image.refs,
@@ -70,13 +65,5 @@ async function inspectRemote(args: InspectArgs): Promise<unknown> {
   } finally {
     await opened.source.close();
     await context.http.close();
-  }
-}
-
-export function tryCanonical(name: string): string | undefined {
-  try {
-    return storeName(parseReference(name));
-  } catch {
-    return undefined;
   }
 }

@@ -1,6 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { StoreError } from '../../store/errors.js';
+import { canonicalName } from '../image-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface RmiArgs extends StoreArgs {
@@ -22,7 +23,8 @@ export const rmiCommand: CommandModule<object, RmiArgs> = {
     const failures: string[] = [];
     for (const name of args.images) {
       try {
-        const { untagged, deletedLayers } = await store.removeImage(name, { force: args.force });
+        const known = (await store.findImage(name)) !== undefined;
+        const { untagged, deletedLayers } = await store.removeImage(known ? name : (canonicalName(name) ?? name), { force: args.force });
         for (const ref of untagged) process.stdout.write(`Untagged: ${ref}\n`);
         for (const layer of deletedLayers) process.stdout.write(`Deleted: ${layer}\n`);
       } catch (err) {

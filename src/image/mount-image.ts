@@ -1,0 +1,69 @@
+import { log } from '../log.js';
+import type { RunDir } from '../mount/run-dir.js';
+import { serveUnion } from '../mount/serve.js';
+import type { Store, StoredImage } from '../store/store.js';
+import { ensureLayer } from './layers.js';
+
+export interface ServeImageOptions {
+  store: Store;
+  image: StoredImage;
+  /** The writable layer; none for a read-only mount. */
+  container?: string;
+  mountpoint: string;
+  runDir: RunDir;
+  debug: boolean;
+  cacheTimeout: number;
+  logFile?: string;
+  onReady?: (mountpoint: string) => void;
+}
+
+/**
+ * Serves an image from the store until unmounted: locks its writable layer (one mount at a time),
+ * leases the image's layers (so neither eviction nor rmi removes them while mounted), re-extracts
+ * any layer that was evicted, and stacks them under the writable layer. Everything taken is given
+ * back when the mount ends, and a `--rm` layer is deleted then.
+ */
+export async function serveImage(options: ServeImageOptions): Promise<void> {
+  const { store, image } = options;
+  const containers = store.containers;
+  const record = options.container === undefined ? undefined : await containers.get(options.container);
+  if (options.container !== undefined && record === undefined) throw new Error(`writable layer ${options.container} vanished`);
+  const unlock = record === undefined ? undefined : await containers.lock(record.name);
+  const diffIds = [...new Set(image.layers.map((l) => l.diffId))];
+  const lease = await store.leases.create({ diffIds, image: image.digest, purpose: `mount ${options.mountpoint}` });
+  try {
+    for (const layer of image.layers) {
+      if ((await ensureLayer(store, layer)) === 'created') log.info(`layer ${layer.diffId} extracted again from its blob`);
+    }
+    // The manifest lists layers bottom first; a union stack is given top first.
+    const lowers = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
+    if (record !== undefined) await containers.update({ ...record, mountpoint: options.mountpoint, pid: process.pid });
+    await serveUnion({
+      stack: { lowers: dedupeKeepingTop(lowers), upper: record?.upper, workdir: record?.workdir },
+      mountpoint: options.mountpoint,
+      runDir: options.runDir,
+      debug: options.debug,
+      cacheTimeout: options.cacheTimeout,
+      logFile: options.logFile,
+      image: { ref: record?.image.ref ?? image.refs[0] ?? image.digest, digest: image.digest },
+      container: record?.name,
+      onReady: options.onReady,
+    });
+  } finally {
+    await lease.release();
+    if (record !== undefined) {
+      const current = await containers.get(record.name).catch(() => undefined);
+      if (current?.removeOnUnmount === true) await containers.remove(record.name, { whileLocked: true });
+      else if (current !== undefined) await containers.update({ ...current, pid: undefined });
+      await unlock?.();
+    }
+  }
+}
+
+/** A layer listed twice in one image only needs its topmost place in the stack. */
+function dedupeKeepingTop(lowers: string[]): string[] {
+  const seen = new Set<string>();
+  return lowers.filter((dir) => !seen.has(dir) && seen.add(dir) !== undefined);
+}
+
+
