@@ -11,6 +11,8 @@ import { dfCommand } from './commands/df.js';
 import { checkCommand } from './commands/check.js';
 import { pullCommand } from './commands/pull.js';
 import { psCommand } from './commands/ps.js';
+import { pushCommand } from './commands/push.js';
+import { tagCommand } from './commands/tag.js';
 import { rmCommand } from './commands/rm.js';
 import { inspectCommand } from './commands/inspect.js';
 import { tagsCommand } from './commands/tags.js';
@@ -34,6 +36,8 @@ async function main(): Promise<void> {
     .command(dfCommand)
     .command(checkCommand)
     .command(pullCommand)
+    .command(pushCommand)
+    .command(tagCommand)
     .command(psCommand)
     .command(rmCommand)
     .command(inspectCommand)

@@ -39,6 +39,10 @@ export class RunDir {
     return join(this.root, 'mounts', `${this.#key(mountpoint)}.json`);
   }
 
+  controlPath(mountpoint: string): string {
+    return join(this.root, 'control', `${this.#key(mountpoint)}.sock`);
+  }
+
   logPath(mountpoint: string): string {
     return join(this.root, 'logs', `${this.#key(mountpoint)}.log`);
   }

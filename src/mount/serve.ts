@@ -6,6 +6,7 @@ import { mountWithFuseNative } from '../fuse/fuse-native-transport.js';
 import type { Mounted } from '../fuse/transport.js';
 import { createUnionFs } from '../union/union-fs.js';
 import { LAYERFS_FSTYPE, mountAt } from './mountinfo.js';
+import { listenForControl } from './control.js';
 import { RunDir } from './run-dir.js';
 import { detach } from './unmount.js';
 import { type StackPaths, checkFuseAvailable, validateMountpoint, validateStack } from './validate.js';
@@ -73,6 +74,11 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
   }
   // The daemon must not keep a directory busy that someone may want to unmount.
   process.chdir('/');
+  const controlPath = options.runDir.controlPath(mountpoint);
+  const control = await listenForControl(controlPath, engine).catch((err: Error) => {
+    log.warn(`no control socket (commit of this mount will not be possible): ${err.message}`);
+    return undefined;
+  });
 
   await options.runDir.writeState({
     pid: process.pid,
@@ -101,6 +107,8 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
           await mounted.unmount(true).catch((e: Error) => log.error('lazy unmount failed', { err: e.message }));
         }
       }
+      control?.close();
+      await fsp.rm(controlPath, { force: true }).catch(() => undefined);
       await engine.close().catch(() => undefined);
       await options.runDir.removeState(mountpoint, process.pid);
       resolve();

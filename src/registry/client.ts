@@ -160,6 +160,15 @@ export class RegistryClient {
   }
 
   /**
+   * An authorized request for operations built on top of this client (uploads): `expect` lists
+   * the statuses that count as success, `accept` those returned to the caller as answers.
+   */
+  request(req: HttpRequest, options: { expect: number[]; accept?: number[]; what: string; push?: boolean; scopes?: string[]; once?: boolean }): Promise<HttpResponse> {
+    const scopes = options.scopes ?? [repositoryScope(this.repository, options.push === true ? 'pull,push' : 'pull')];
+    return this.#call(req, { expect: options.expect, accept: options.accept, what: options.what, scopes, once: options.once });
+  }
+
+  /**
    * One authorized request: sends, answers a 401 challenge once, maps failures to errors.
    * Temporary failures are retried here unless `once` (the caller retries a larger unit).
    */

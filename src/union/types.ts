@@ -128,5 +128,7 @@ export interface UnionFs {
   /** Forgets a node that the transport no longer references (no-op for nodes still in use). */
   forget(ino: Ino): void;
   /** Releases every handle and host resource. */
+  /** Holds all changes until the returned function is called (a consistent upper for commit). */
+  freeze(): Promise<() => void>;
   close(): Promise<void>;
 }

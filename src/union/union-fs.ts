@@ -66,6 +66,10 @@ export class UnionEngine implements UnionFs {
   readonly #handles = new HandleTable();
   readonly #lock = new RwLock();
   readonly #layers: LayerDir[];
+  /** Data writes in progress, and the gate they wait at while the upper is frozen. */
+  #writesInFlight = 0;
+  #writesDrained: (() => void) | undefined;
+  #frozen: Promise<void> | undefined;
 
   constructor(tree: MergedTree, work: LayerDir | undefined, layers: LayerDir[]) {
     this.#tree = tree;
@@ -541,12 +545,45 @@ export class UnionEngine implements UnionFs {
   async write(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
     const file = this.#file(fh, 'write');
     if (!file.writable) throw new FsError('EBADF', 'write', file.node.relPath);
-    let total = 0;
-    while (total < length) {
-      const { bytesWritten } = await write(file.fd, buffer, total, length - total, position + total);
-      total += bytesWritten;
+    while (this.#frozen !== undefined) await this.#frozen;
+    this.#writesInFlight++;
+    try {
+      let total = 0;
+      while (total < length) {
+        const { bytesWritten } = await write(file.fd, buffer, total, length - total, position + total);
+        total += bytesWritten;
+      }
+      return total;
+    } finally {
+      if (--this.#writesInFlight === 0) this.#writesDrained?.();
     }
-    return total;
+  }
+
+  /**
+   * Holds every change to the upper (metadata under the exclusive lock, data writes at a gate)
+   * until the returned function is called, once the changes already under way are complete: a
+   * reader of the upper directory then sees a consistent state (`layerfs commit` of a mount).
+   */
+  async freeze(): Promise<() => void> {
+    let thaw!: () => void;
+    const thawed = new Promise<void>((resolve) => (thaw = resolve));
+    const frozen = new Promise<void>((resolveFrozen) => {
+      void this.#lock.write(async () => {
+        this.#frozen = thawed;
+        while (this.#writesInFlight > 0) await new Promise<void>((resolve) => (this.#writesDrained = resolve));
+        this.#writesDrained = undefined;
+        resolveFrozen();
+        await thawed;
+        this.#frozen = undefined;
+      });
+    });
+    await frozen;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      thaw();
+    };
   }
 
   async flush(fh: number): Promise<void> {

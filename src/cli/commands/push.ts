@@ -1,0 +1,74 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { pushImage } from '../../image/push.js';
+import { formatReference, parseReference } from '../../registry/reference.js';
+import { registrySource } from '../../source/open.js';
+import { humanSize } from '../format.js';
+import { findLocalImage } from '../image-lookup.js';
+import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+
+interface PushArgs extends StoreArgs, RegistryArgs {
+  image: string;
+  destination?: string;
+  quiet: boolean;
+}
+
+export const pushCommand: CommandModule<object, PushArgs> = {
+  command: 'push <image> [destination]',
+  describe: 'Upload an image from the local store to a registry (under its own name, or DESTINATION)',
+  builder: (y: Argv) =>
+    withRegistryOptions(
+      withStoreOption(
+        y
+          .positional('image', { type: 'string', demandOption: true })
+          .positional('destination', { type: 'string', describe: 'registry reference to push to (default: the image\'s name)' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false }),
+      ),
+    ) as unknown as Argv<PushArgs>,
+  handler: async (args: ArgumentsCamelCase<PushArgs>) => {
+    const store = await openStore(args);
+    const image = await findLocalImage(store, args.image);
+    if (image === undefined) throw new UserError(`no such image in the local store: ${args.image}`);
+    const target = parseReference(args.destination ?? (image.refs.includes(args.image) ? args.image : (image.refs[0] ?? args.image)));
+    const reference = target.digest ?? target.tag ?? 'latest';
+    if (target.digest !== undefined && target.digest !== image.digest) {
+      throw new UserError(`${formatReference(target)} names a digest that is not this image's (${image.digest})`, { exitCode: 2 });
+    }
+    // Sibling repositories on the same registry that our other images came from.
+    const mountFrom = [
+      ...new Set(
+        (await store.listImages())
+          .flatMap((i) => i.refs)
+          .map((ref) => {
+            try {
+              return parseReference(ref);
+            } catch {
+              return undefined;
+            }
+          })
+          .filter((r) => r !== undefined && r.registry === target.registry && r.repository !== target.repository)
+          .map((r) => r!.repository),
+      ),
+    ];
+    const context = await sourceContext(args);
+    const say = (line: string) => {
+      if (!args.quiet) process.stderr.write(`${line}\n`);
+    };
+    try {
+      const client = registrySource(target, context).upstream;
+      await pushImage(store, image, client, {
+        reference,
+        mountFrom,
+        onEvent: (event) => {
+          if (event.type === 'blob-start') say(`${event.digest.slice(7, 19)}: pushing ${humanSize(event.size)}`);
+          else if (event.type === 'blob-done') say(`${event.digest.slice(7, 19)}: ${event.outcome === 'exists' ? 'already there' : event.outcome}`);
+          else if (event.type === 'manifest') say(`manifest ${reference}: pushed`);
+        },
+      });
+    } finally {
+      await context.http.close();
+    }
+    process.stdout.write(`${formatReference({ ...target, digest: image.digest, tag: target.digest === undefined ? target.tag : undefined })}\n`);
+  },
+};

@@ -1,0 +1,26 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { parseReference } from '../../registry/reference.js';
+import { storeName } from '../../source/open.js';
+import { findLocalImage } from '../image-lookup.js';
+import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+
+interface TagArgs extends StoreArgs {
+  source: string;
+  target: string;
+}
+
+export const tagCommand: CommandModule<object, TagArgs> = {
+  command: 'tag <source> <target>',
+  describe: 'Give an image of the local store another name',
+  builder: (y: Argv) =>
+    withStoreOption(y.positional('source', { type: 'string', demandOption: true }).positional('target', { type: 'string', demandOption: true })) as unknown as Argv<TagArgs>,
+  handler: async (args: ArgumentsCamelCase<TagArgs>) => {
+    const store = await openStore(args);
+    const image = await findLocalImage(store, args.source);
+    if (image === undefined) throw new UserError(`no such image in the local store: ${args.source}`);
+    const target = parseReference(args.target);
+    if (target.digest !== undefined) throw new UserError('a tag names an image by tag, not by digest', { exitCode: 2 });
+    await store.images.put(storeName(target), { mediaType: image.manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest: image.digest, size: (await store.blobs.size(image.digest)) ?? 0 });
+  },
+};
