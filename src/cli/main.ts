@@ -11,6 +11,9 @@ import { dfCommand } from './commands/df.js';
 import { checkCommand } from './commands/check.js';
 import { pullCommand } from './commands/pull.js';
 import { psCommand } from './commands/ps.js';
+import { commitCommand } from './commands/commit.js';
+import { diffCommand } from './commands/diff.js';
+import { exportCommand, saveCommand } from './commands/export.js';
 import { pushCommand } from './commands/push.js';
 import { tagCommand } from './commands/tag.js';
 import { rmCommand } from './commands/rm.js';
@@ -39,6 +42,10 @@ async function main(): Promise<void> {
     .command(pushCommand)
     .command(tagCommand)
     .command(psCommand)
+    .command(diffCommand)
+    .command(commitCommand)
+    .command(exportCommand)
+    .command(saveCommand)
     .command(rmCommand)
     .command(inspectCommand)
     .command(tagsCommand)

@@ -8,7 +8,7 @@
  * and the entry type. Links between members (older `docker save` symlinks duplicate layers) are
  * followed inside the archive by `resolve()`.
  */
-import { constants, promises as fsp } from 'node:fs';
+import { constants, createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { parsePaxRecords } from '../extract/pax.js';
@@ -101,11 +101,15 @@ export class TarFileIndex {
     return buffer;
   }
 
-  /** A stream of the member's data from `offset` (positioned reads: streams may run side by side). */
+  /**
+   * A stream of the member's data from `offset`. Each stream opens the file for itself: streams
+   * run side by side and are destroyed early, and a shared FileHandle does not survive that (a
+   * destroyed FileHandle stream closes the handle under the others).
+   */
   stream(member: TarMember, offset = 0): Readable {
     if (offset >= member.size) return Readable.from([]); // createReadStream cannot express "nothing"
     const end = member.offset + member.size - 1; // inclusive
-    return this.#handle.createReadStream({ start: member.offset + offset, end, autoClose: false });
+    return createReadStream(this.path, { start: member.offset + offset, end });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,28 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { computeChanges } from '../../image/changes.js';
+import { findContainer, imageOf, lowerDirs } from '../container-lookup.js';
+import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+
+interface DiffArgs extends StoreArgs {
+  container: string;
+  format: 'text' | 'json';
+}
+
+export const diffCommand: CommandModule<object, DiffArgs> = {
+  command: 'diff <container>',
+  describe: 'List what a writable layer (NAME or MOUNTPOINT) changed: A added, C changed, D deleted',
+  builder: (y: Argv) =>
+    withStoreOption(
+      y
+        .positional('container', { type: 'string', demandOption: true })
+        .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
+    ) as unknown as Argv<DiffArgs>,
+  handler: async (args: ArgumentsCamelCase<DiffArgs>) => {
+    const store = await openStore(args);
+    const record = await findContainer(store, args.container);
+    const lowers = await lowerDirs(store, await imageOf(store, record));
+    const changes = await computeChanges(lowers, record.upper);
+    if (args.format === 'json') process.stdout.write(JSON.stringify(changes, null, 2) + '\n');
+    else process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));
+  },
+};

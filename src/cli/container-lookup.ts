@@ -1,0 +1,33 @@
+import { resolve } from 'node:path';
+import { UserError } from '../errors.js';
+import { ensureLayer } from '../image/layers.js';
+import type { ContainerRecord } from '../store/containers.js';
+import type { Store, StoredImage } from '../store/store.js';
+
+/** A writable layer by name, or by the mountpoint it is mounted on. */
+export async function findContainer(store: Store, nameOrMountpoint: string): Promise<ContainerRecord> {
+  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(nameOrMountpoint)) {
+    const byName = await store.containers.get(nameOrMountpoint);
+    if (byName !== undefined) return byName;
+  }
+  const path = resolve(nameOrMountpoint);
+  const mounted = (await store.containers.list()).find((c) => c.mountpoint === path && c.pid !== undefined);
+  if (mounted !== undefined) return mounted;
+  throw new UserError(`no writable layer named or mounted at ${nameOrMountpoint} (see layerfs ps -a)`);
+}
+
+/** The image's extracted layers, top first (re-extracted from blobs if they were evicted). */
+export async function lowerDirs(store: Store, image: StoredImage): Promise<string[]> {
+  for (const layer of image.layers) await ensureLayer(store, layer);
+  const dirs = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
+  return dirs.filter((dir, i) => dirs.indexOf(dir) === i);
+}
+
+/** The image a writable layer sits on, with a clear error if it was removed from the store. */
+export async function imageOf(store: Store, record: ContainerRecord): Promise<StoredImage> {
+  try {
+    return await store.image(record.image.digest);
+  } catch {
+    throw new UserError(`the image of writable layer ${record.name} (${record.image.ref}, ${record.image.digest}) is no longer in the store; pull it again`);
+  }
+}
