@@ -27,6 +27,7 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import { isErrno } from '../errors.js';
 import { RegistryError } from '../registry/errors.js';
 import { DOCKER_HUB, normalizeRegistry } from '../registry/reference.js';
+import { jsonErrorPosition } from './json-text.js';
 
 export interface PasswordCredentials {
   username: string;
@@ -391,17 +392,6 @@ async function readConfigFile(path: string, what: string): Promise<JsonObject | 
   }
   if (!isObject(value)) throw credentialsError(`${what} ${path} must hold a JSON object`);
   return value;
-}
-
-function jsonErrorPosition(text: string, err: unknown): string {
-  const message = err instanceof Error ? err.message : '';
-  if (/end of JSON/i.test(message)) return ' (it ends too early)';
-  const match = /position (\d+)/.exec(message);
-  if (match === null) return '';
-  const before = text.slice(0, Number(match[1]));
-  const line = before.split('\n').length;
-  const column = before.length - before.lastIndexOf('\n');
-  return ` (line ${line}, column ${column})`;
 }
 
 /** The JSON object at `config[key]`, or undefined when absent; anything else is an error naming the file. */

@@ -46,6 +46,7 @@ import { isAbsolute, join } from 'node:path';
 import { isErrno } from '../errors.js';
 import { RegistryError } from '../registry/errors.js';
 import { DOCKER_HUB, apiHost, isLoopbackRegistry, normalizeRegistry, registryHostname } from '../registry/reference.js';
+import { jsonErrorPosition } from './json-text.js';
 
 export interface RegistrySettings {
   /** Mirror base URLs, in order of preference. */
@@ -267,16 +268,6 @@ function checkKeys(value: Record<string, unknown>, known: string[], where: strin
       throw bad(`unknown key ${JSON.stringify(key)}${place} (known keys: ${known.join(', ')})`);
     }
   }
-}
-
-/** JSON.parse's message can quote the text around the error; give the position only. */
-function jsonErrorPosition(text: string, err: unknown): string {
-  const message = err instanceof Error ? err.message : '';
-  if (/end of JSON/i.test(message)) return ' (it ends too early)';
-  const match = /position (\d+)/.exec(message);
-  if (match === null) return '';
-  const before = text.slice(0, Number(match[1]));
-  return ` (line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')})`;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
