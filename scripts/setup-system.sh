@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(fuse3 libfuse2 libfuse-dev pkg-config attr fuse-overlayfs busybox-static python3 make g++)
 if [[ "${LAYERFS_TEST_PACKAGES:-0}" == 1 ]]; then
-  packages+=(docker-registry apache2-utils openssl)
+  packages+=(docker-registry apache2-utils openssl skopeo umoci)
 fi
 
 missing=()
