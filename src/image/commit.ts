@@ -36,8 +36,7 @@ export async function commitContainer(store: Store, record: ContainerRecord, opt
     const file = join(dir, 'layer.tar.gz');
     const out = createWriteStream(file);
     const result = await options.whileConsistent(() => writeLayerTar(record.upper, out));
-    out.end();
-    await finished(out);
+    await finished(out); // writeLayerTar ends it
     await store.blobs.ingest(createReadStream(file), { digest: result.digest, size: result.size });
     return result;
   });

@@ -1,6 +1,7 @@
 import { log } from '../log.js';
 import type { RunDir } from '../mount/run-dir.js';
 import { serveUnion } from '../mount/serve.js';
+import type { ContainerRecord, Containers } from '../store/containers.js';
 import type { Store, StoredImage } from '../store/store.js';
 import { ensureLayer } from './layers.js';
 
@@ -31,13 +32,13 @@ export async function serveImage(options: ServeImageOptions): Promise<void> {
   const unlock = record === undefined ? undefined : await containers.lock(record.name);
   const diffIds = [...new Set(image.layers.map((l) => l.diffId))];
   const lease = await store.leases.create({ diffIds, image: image.digest, purpose: `mount ${options.mountpoint}` });
+  let announced: Promise<void> | undefined;
   try {
     for (const layer of image.layers) {
       if ((await ensureLayer(store, layer)) === 'created') log.info(`layer ${layer.diffId} extracted again from its blob`);
     }
     // The manifest lists layers bottom first; a union stack is given top first.
     const lowers = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
-    if (record !== undefined) await containers.update({ ...record, mountpoint: options.mountpoint, pid: process.pid });
     await serveUnion({
       stack: { lowers: dedupeKeepingTop(lowers), upper: record?.upper, workdir: record?.workdir },
       mountpoint: options.mountpoint,
@@ -47,17 +48,38 @@ export async function serveImage(options: ServeImageOptions): Promise<void> {
       logFile: options.logFile,
       image: { ref: record?.image.ref ?? image.refs[0] ?? image.digest, digest: image.digest },
       container: record?.name,
-      onReady: options.onReady,
+      // The record says where the layer is mounted only once it is (a mount that fails, e.g. on
+      // a busy or stale mountpoint, must not overwrite what the record said); the parent waiting
+      // for "ready" returns after that, so `ps` and `commit MOUNTPOINT` find it at once.
+      onReady: (mountpoint) => {
+        if (record === undefined) return options.onReady?.(mountpoint);
+        announced = announceMount(containers, record, mountpoint)
+          .catch((err: Error) => log.warn(`could not record the mount of ${record.name}: ${err.message}`))
+          .finally(() => options.onReady?.(mountpoint));
+      },
     });
   } finally {
     await lease.release();
     if (record !== undefined) {
+      await announced;
       const current = await containers.get(record.name).catch(() => undefined);
       if (current?.removeOnUnmount === true) await containers.remove(record.name, { whileLocked: true });
-      else if (current !== undefined) await containers.update({ ...current, pid: undefined });
+      else if (current !== undefined && announced !== undefined) await containers.update({ ...current, pid: undefined });
       await unlock?.();
     }
   }
+}
+
+/**
+ * Records that `record` is mounted at `mountpoint` by this process, and that layers whose daemons
+ * died there (a stale mount since cleared) are not: their pid would name them as mounted there.
+ */
+async function announceMount(containers: Containers, record: ContainerRecord, mountpoint: string): Promise<void> {
+  for (const other of await containers.list()) {
+    if (other.name === record.name || other.mountpoint !== mountpoint || other.pid === undefined) continue;
+    if (!(await containers.inUse(other.name))) await containers.update({ ...other, pid: undefined });
+  }
+  await containers.update({ ...record, mountpoint, pid: process.pid });
 }
 
 /** A layer listed twice in one image only needs its topmost place in the stack. */
