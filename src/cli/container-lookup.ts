@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { ensureLayer } from '../image/layers.js';
+import { LAYERFS_FSTYPE, mountAt } from '../mount/mountinfo.js';
 import type { ContainerRecord } from '../store/containers.js';
 import type { Store, StoredImage } from '../store/store.js';
 
@@ -11,8 +12,11 @@ export async function findContainer(store: Store, nameOrMountpoint: string): Pro
     if (byName !== undefined) return byName;
   }
   const path = resolve(nameOrMountpoint);
-  const mounted = (await store.containers.list()).find((c) => c.mountpoint === path && c.pid !== undefined);
-  if (mounted !== undefined) return mounted;
+  // The layer serving there holds its lock. A record whose daemon died still names the path: it is
+  // the one only while its stale mount is there and no other layer claims the path.
+  const claims = (await store.containers.list()).filter((c) => c.mountpoint === path && c.pid !== undefined);
+  for (const claim of claims) if (await store.containers.inUse(claim.name)) return claim;
+  if (claims.length === 1 && (await mountAt(path))?.fstype === LAYERFS_FSTYPE) return claims[0]!;
   throw new UserError(`no writable layer named or mounted at ${nameOrMountpoint} (see layerfs ps -a)`);
 }
 

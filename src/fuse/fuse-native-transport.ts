@@ -244,7 +244,7 @@ function buildOps(
 
 function toFuseStat(attr: Attr): FuseStat {
   return {
-    ino: attr.ino,
+    ino: attr.stIno ?? attr.ino,
     mode: attr.mode,
     nlink: attr.nlink,
     uid: attr.uid,

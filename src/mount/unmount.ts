@@ -7,10 +7,14 @@ import { RunDir, processAlive } from './run-dir.js';
 
 const exec = promisify(execFile);
 
-/** True when the mount's daemon is gone ("Transport endpoint is not connected"). */
+/**
+ * True when the mount's daemon is gone ("Transport endpoint is not connected"). statfs, not
+ * lstat: the kernel answers lstat of the mount's root from its attribute cache long after the
+ * daemon died, while statfs always asks the daemon.
+ */
 export async function isStale(mountpoint: string): Promise<boolean> {
   try {
-    await fsp.lstat(mountpoint);
+    await fsp.statfs(mountpoint);
     return false;
   } catch (err) {
     return isErrno(err, 'ENOTCONN');

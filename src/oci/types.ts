@@ -33,6 +33,7 @@ export interface ImageConfig {
   created?: string;
   architecture?: string;
   os?: string;
+  variant?: string;
   config?: Record<string, unknown>;
   rootfs: { type: 'layers'; diff_ids: Digest[] };
   history?: Array<Record<string, unknown>>;

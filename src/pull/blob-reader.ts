@@ -22,8 +22,11 @@ export async function* readBlob(
   let position = from;
   let failures = 0;
   while (position < descriptor.size) {
+    // Opening the stream is not retried here: a registry source has already retried its request
+    // (with the source's own policy) before failing, and retrying that again would multiply the
+    // attempts. Only a stream that breaks after it opened is resumed here.
+    const body = await source.blob(descriptor, position);
     try {
-      const body = await source.blob(descriptor, position);
       onServedBy(body.servedBy);
       let skip = position - body.offset;
       try {

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
-import { extractLayer } from '../extract/index.js';
+import { extractLayer, isLayerError } from '../extract/index.js';
 import { ensureLayer, type LayerSpec } from '../image/layers.js';
 import type { Digest } from '../oci/digest.js';
 import { VerifyError } from '../oci/verify.js';
 import { RegistryError } from '../registry/errors.js';
-import type { PlatformSpec } from '../registry/platform.js';
+import type { RetryPolicy } from '../registry/http.js';
+import { type PlatformSpec, formatPlatform, platformMatches } from '../registry/platform.js';
 import type { ImageSource } from '../source/types.js';
 import type { PartialBlob } from '../store/partial-blob.js';
 import type { Store, StoredImage } from '../store/store.js';
@@ -23,11 +24,18 @@ export type PullEvent =
 
 export interface PullOptions {
   platform: PlatformSpec;
+  /**
+   * The platform was asked for explicitly (--platform): a single-platform image for another
+   * platform is refused. Without it the host's platform only picks from an index, as Docker does.
+   */
+  strictPlatform?: boolean;
   /** Layers fetched at the same time. */
   maxConcurrentDownloads: number;
   /** Names the image gets in the store (canonical references). */
   names: string[];
   onEvent?: (event: PullEvent) => void;
+  /** How a blob stream that breaks is resumed (default: DEFAULT_RETRY). */
+  retry?: RetryPolicy;
 }
 
 export interface PullResult {
@@ -51,22 +59,28 @@ export async function pullImage(store: Store, source: ImageSource, reference: st
 
   const configBytes = (await store.blobs.has(parsed.config.digest))
     ? await store.blobs.read(parsed.config.digest)
-    : (await fetchConfig(source, parsed.config)).bytes;
+    : (await fetchConfig(source, parsed.config, options.retry)).bytes;
   const config = parseImageConfig(configBytes, source.name);
+  if (options.strictPlatform === true && resolved.index === undefined && config.os !== undefined && config.architecture !== undefined) {
+    const have = { os: config.os, architecture: config.architecture, ...(typeof config.variant === 'string' ? { variant: config.variant } : {}) };
+    if (!platformMatches(options.platform, have)) {
+      throw new RegistryError('ERR_NO_MATCHING_PLATFORM', `${source.name}:${reference} is an image for ${formatPlatform(have)} only, not ${formatPlatform(options.platform)}`);
+    }
+  }
   if (config.rootfs.diff_ids.length !== parsed.layers.length) {
     throw new RegistryError('ERR_SOURCE_INVALID', `${source.name}: the manifest has ${parsed.layers.length} layers but the config ${config.rootfs.diff_ids.length} diff_ids`);
   }
   const specs: LayerSpec[] = parsed.layers.map((layer, i) => ({ digest: layer.digest, diffId: config.rootfs.diff_ids[i]!, mediaType: layer.mediaType, size: layer.size }));
   // The same layer twice in one image is fetched once.
   const unique = [...new Map(specs.map((s) => [s.digest, s])).values()];
-  const outcomes = await mapLimit(unique, Math.max(1, options.maxConcurrentDownloads), (spec) => pullLayer(store, source, spec, emit));
+  const outcomes = await mapLimit(unique, Math.max(1, options.maxConcurrentDownloads), (spec) => pullLayer(store, source, spec, emit, options.retry));
 
   const image = await store.addImage(options.names, resolved.manifest.bytes, configBytes);
   return { image, platform: resolved.platform, layers: unique.map((s, i) => ({ digest: s.digest, outcome: outcomes[i]! })) };
 }
 
 /** Makes one layer present as blob and as extracted tree. */
-async function pullLayer(store: Store, source: ImageSource, spec: LayerSpec, emit: (e: PullEvent) => void): Promise<LayerOutcome> {
+async function pullLayer(store: Store, source: ImageSource, spec: LayerSpec, emit: (e: PullEvent) => void, retry: RetryPolicy | undefined): Promise<LayerOutcome> {
   const done = (outcome: LayerOutcome): LayerOutcome => {
     emit({ type: 'layer-done', digest: spec.digest, outcome });
     return outcome;
@@ -79,7 +93,7 @@ async function pullLayer(store: Store, source: ImageSource, spec: LayerSpec, emi
       return done('cached');
     }
     // Extracted already (the same tar, compressed differently elsewhere): only the blob is missing.
-    await downloadBlob(store, source, spec, emit, undefined);
+    await downloadBlob(store, source, spec, emit, retry, undefined);
     return done('downloaded');
   }
   if (haveBlob) {
@@ -88,12 +102,12 @@ async function pullLayer(store: Store, source: ImageSource, spec: LayerSpec, emi
     return done('extracted');
   }
   for (let attempt = 1; ; attempt++) {
-    let resumed = false;
+    const track: DownloadTrack = { resumed: false, discarded: false };
     try {
       let downloaded = false;
       const result = await store.layers.ensure(spec.diffId, async ({ treeDir, indexPath }) => {
-        await downloadBlob(store, source, spec, emit, async (bytes, partial) => {
-          resumed = partial.size > 0;
+        await downloadBlob(store, source, spec, emit, retry, track, async (bytes, partial) => {
+          track.resumed = partial.size > 0;
           downloaded = true;
           await extractLayer(Readable.from(bytes), treeDir, {
             mediaType: spec.mediaType,
@@ -105,11 +119,11 @@ async function pullLayer(store: Store, source: ImageSource, spec: LayerSpec, emi
         });
       });
       // Another process extracted it while we waited for its lock: the blob may still be missing.
-      if (result === 'existing' && !(await store.blobs.has(spec.digest))) await downloadBlob(store, source, spec, emit, undefined);
+      if (result === 'existing' && !(await store.blobs.has(spec.digest))) await downloadBlob(store, source, spec, emit, retry, undefined);
       return done(downloaded ? 'downloaded' : 'cached');
     } catch (err) {
       // A resumed download whose old part turned out bad was discarded: one fresh try.
-      if (attempt === 1 && resumed && isDigestFailure(err)) continue;
+      if (attempt === 1 && track.resumed && (isDigestFailure(err) || track.discarded)) continue;
       throw err;
     }
   }
@@ -125,7 +139,9 @@ async function downloadBlob(
   source: ImageSource,
   spec: LayerSpec,
   emit: (e: PullEvent) => void,
-  consume: ((bytes: AsyncIterable<Buffer>, partial: PartialBlob) => Promise<void>) | undefined,
+  retry: RetryPolicy | undefined,
+  track: DownloadTrack | undefined,
+  consume?: (bytes: AsyncIterable<Buffer>, partial: PartialBlob) => Promise<void>,
 ): Promise<void> {
   await store.blobs.download(spec.digest, spec.size, async (partial) => {
     if (await store.blobs.has(spec.digest)) {
@@ -134,36 +150,122 @@ async function downloadBlob(
       return;
     }
     emit({ type: 'layer-start', digest: spec.digest, size: spec.size, action: 'download', ...(partial.size > 0 ? { resumedAt: partial.size } : {}) });
-    const bytes = downloadStream(store, source, spec, partial, emit);
+    const state: StreamState = { replayed: false };
+    const bytes = downloadStream(store, source, spec, partial, emit, retry, state);
     if (consume === undefined) {
       for await (const _ of bytes);
-    } else {
+      return;
+    }
+    try {
       await consume(bytes, partial);
+    } catch (err) {
+      // Waits for a step still in progress, so nothing is appended behind our back from here on.
+      await bytes.return(undefined);
+      // The download itself failed (network, verification): its own error says what happened,
+      // better than the extractor's view of it (a read error, or a tar cut short).
+      if (state.error !== undefined) throw state.error;
+      // A local problem (a full disk...) says nothing about the bytes: kept, the next pull resumes.
+      if (!contentRejected(err)) throw err;
+      throw await afterRejection(source, spec, partial, state, emit, retry, track, err);
     }
   });
 }
 
-async function* downloadStream(store: Store, source: ImageSource, spec: LayerSpec, partial: PartialBlob, emit: (e: PullEvent) => void): AsyncGenerator<Buffer> {
-  let received = 0;
-  for await (const chunk of partial.replay()) {
-    received += chunk.length;
-    yield chunk;
+/** Where a download stream got to, for when its consumer gives up on it. */
+interface StreamState {
+  /** The bytes of earlier runs have all been handed over (and hashed). */
+  replayed: boolean;
+  /** Why the stream itself failed (reading the source, or verifying at the end), if it did. */
+  error?: unknown;
+}
+
+/** What happened to a layer's download, for deciding whether a fresh try may help. */
+interface DownloadTrack {
+  resumed: boolean;
+  discarded: boolean;
+}
+
+/**
+ * The consumer (the extractor) refused a blob's bytes before their end. Bytes that are simply
+ * wrong (a corrupt or tampered download) fail that way long before the digest could be checked,
+ * so the rest is downloaded and every byte verified: a digest or size mismatch is the error to
+ * report. Either way the download is dropped: it is not a layer that can be extracted, and it
+ * must not be resumed from.
+ */
+async function afterRejection(
+  source: ImageSource,
+  spec: LayerSpec,
+  partial: PartialBlob,
+  state: StreamState,
+  emit: (e: PullEvent) => void,
+  retry: RetryPolicy | undefined,
+  track: DownloadTrack | undefined,
+  rejection: unknown,
+): Promise<unknown> {
+  const discard = async (): Promise<void> => {
+    await partial.discard();
+    if (track !== undefined) track.discarded = true;
+  };
+  // Refused while the bytes of an earlier run were replayed: those are what was bad.
+  if (!state.replayed) {
+    await discard();
+    return rejection;
   }
-  emit({ type: 'layer-progress', digest: spec.digest, bytes: received });
-  const onServedBy = (servedBy: string) => emit({ type: 'layer-source', digest: spec.digest, servedBy });
-  const descriptor = { digest: spec.digest, size: spec.size, mediaType: spec.mediaType };
-  for await (const chunk of readBlob(source, descriptor, partial.size, onServedBy)) {
-    await partial.append(chunk);
-    received += chunk.length;
+  try {
+    const onServedBy = (servedBy: string) => emit({ type: 'layer-source', digest: spec.digest, servedBy });
+    for await (const chunk of readBlob(source, spec, partial.size, onServedBy, retry)) await partial.append(chunk);
+    await partial.verify();
+  } catch (err) {
+    if (!isDigestFailure(err)) return err; // the rest could not be had: kept, the next pull resumes
+    await discard();
+    return err;
+  }
+  await discard();
+  return rejection;
+}
+
+async function* downloadStream(
+  store: Store,
+  source: ImageSource,
+  spec: LayerSpec,
+  partial: PartialBlob,
+  emit: (e: PullEvent) => void,
+  retry: RetryPolicy | undefined,
+  state: StreamState,
+): AsyncGenerator<Buffer> {
+  try {
+    let received = 0;
+    for await (const chunk of partial.replay()) {
+      received += chunk.length;
+      yield chunk;
+    }
+    state.replayed = true;
     emit({ type: 'layer-progress', digest: spec.digest, bytes: received });
-    yield chunk;
+    const onServedBy = (servedBy: string) => emit({ type: 'layer-source', digest: spec.digest, servedBy });
+    const descriptor = { digest: spec.digest, size: spec.size, mediaType: spec.mediaType };
+    for await (const chunk of readBlob(source, descriptor, partial.size, onServedBy, retry)) {
+      await partial.append(chunk);
+      received += chunk.length;
+      emit({ type: 'layer-progress', digest: spec.digest, bytes: received });
+      yield chunk;
+    }
+    await store.blobs.commitDownload(partial);
+  } catch (err) {
+    state.error = err;
+    // Bytes that do not match (too many of them): nothing of this download can be resumed from.
+    if (isDigestFailure(err)) await partial.discard();
+    throw err;
   }
-  await store.blobs.commitDownload(partial);
+}
+
+/** Whether the extractor refused what the bytes say, rather than failing to write or read them. */
+function contentRejected(err: unknown): boolean {
+  return isLayerError(err) && !(['ERR_LAYER_IO', 'ERR_LAYER_BAD_TARGET', 'ERR_LAYER_READ'] as string[]).includes(err.code);
 }
 
 function isDigestFailure(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof VerifyError) return true;
+    if (e instanceof VerifyError || (e instanceof RegistryError && e.code === 'ERR_DIGEST_MISMATCH')) return true;
     const code = (e as { code?: unknown }).code;
     if (code === 'ERR_LAYER_DIGEST_MISMATCH' || code === 'ERR_LAYER_DIFFID_MISMATCH' || code === 'ERR_LAYER_SIZE_MISMATCH') return true;
   }

@@ -3,6 +3,7 @@ import { MediaType } from '../oci/media-types.js';
 import { ManifestError, parseConfig, parseManifest } from '../oci/manifest.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
 import { RegistryError } from '../registry/errors.js';
+import type { RetryPolicy } from '../registry/http.js';
 import { type PlatformSpec, formatPlatform, selectManifest } from '../registry/platform.js';
 import type { FetchedManifest, ImageSource } from '../source/types.js';
 import { readBlob } from './blob-reader.js';
@@ -54,10 +55,10 @@ export async function resolveImage(source: ImageSource, reference: string, platf
 }
 
 /** The image config, from the source, verified against its descriptor. */
-export async function fetchConfig(source: ImageSource, descriptor: Descriptor): Promise<{ bytes: Buffer; config: ImageConfig }> {
+export async function fetchConfig(source: ImageSource, descriptor: Descriptor, retry?: RetryPolicy): Promise<{ bytes: Buffer; config: ImageConfig }> {
   if (descriptor.size > CONFIG_LIMIT) throw new RegistryError('ERR_REGISTRY_PROTOCOL', `image config of ${source.name} is ${descriptor.size} bytes, more than ${CONFIG_LIMIT}`);
   const chunks: Buffer[] = [];
-  for await (const chunk of readBlob(source, descriptor, 0, () => undefined)) chunks.push(chunk);
+  for await (const chunk of readBlob(source, descriptor, 0, () => undefined, retry)) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
   checkDescriptor(bytes, descriptor, 'image config');
   return { bytes, config: parseImageConfig(bytes, source.name) };

@@ -4,7 +4,7 @@ import { type RegistriesConfig, allowsPlainHttp, endpointsFor } from '../config/
 import type { AuthCredentials } from '../registry/auth.js';
 import type { HttpTransport, RetryPolicy } from '../registry/http.js';
 import { type ImageReference, formatReference, parseReference } from '../registry/reference.js';
-import { openDockerArchive } from './docker-archive.js';
+import { type DockerArchiveSource, openDockerArchive } from './docker-archive.js';
 import { openOciLayout } from './oci-layout.js';
 import { RegistrySource } from './registry-source.js';
 import { parseSourceSpec } from './spec.js';
@@ -44,9 +44,9 @@ export async function openSource(input: string, context: SourceContext): Promise
   }
   if (spec.kind === 'docker-archive') {
     const source = await openDockerArchive(spec.path);
-    return closingOnError(source, () => {
+    return closingOnError(source, async () => {
       const reference = spec.reference ?? source.defaultReference();
-      const tagged = reference.startsWith('@') || reference.startsWith('sha256:') ? source.repoTags()[0] : reference;
+      const tagged = reference.startsWith('@') || reference.startsWith('sha256:') ? await repoTagOf(source, reference) : reference;
       return { source, reference, names: [tagged === undefined ? localName('latest', spec.path) : canonicalOrLocal(tagged, spec.path)] };
     });
   }
@@ -54,13 +54,26 @@ export async function openSource(input: string, context: SourceContext): Promise
   return { source: registrySource(ref, context), reference: ref.digest ?? ref.tag ?? 'latest', names: [storeName(ref)], registryReference: ref };
 }
 
-async function closingOnError(source: ImageSource, fn: () => OpenedSource): Promise<OpenedSource> {
+async function closingOnError(source: ImageSource, fn: () => OpenedSource | Promise<OpenedSource>): Promise<OpenedSource> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     await source.close();
     throw err;
   }
+}
+
+/**
+ * The first RepoTag of the image that `reference` (`@N` or a digest) selects in an archive: the
+ * tag whose manifest is that image's. Not simply the archive's first tag, which may be another
+ * image's (and would move that image's name to this one).
+ */
+async function repoTagOf(source: DockerArchiveSource, reference: string): Promise<string | undefined> {
+  const { digest } = await source.manifest(reference);
+  for (const tag of source.repoTags()) {
+    if ((await source.manifest(tag)).digest === digest) return tag;
+  }
+  return undefined;
 }
 
 /** A registry repository with its mirrors, credentials and transport policy. */

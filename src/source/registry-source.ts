@@ -3,7 +3,7 @@ import type { Descriptor } from '../oci/types.js';
 import { Authenticator, type AuthCredentials } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import type { HttpTransport, RetryPolicy } from '../registry/http.js';
+import { DEFAULT_RETRY, type HttpTransport, type RetryPolicy } from '../registry/http.js';
 import type { BlobBody, FetchedManifest, ImageSource } from './types.js';
 
 /** Where a registry's content can be fetched: its mirrors first, then the registry itself. */
@@ -45,7 +45,10 @@ export class RegistrySource implements ImageSource {
         auth = new Authenticator(options.http, host, () => options.credentials(host), options.allowPlainHttp);
         authenticators.set(host, auth);
       }
-      return { endpoint, client: new RegistryClient(options.http, auth, endpoint.baseUrl, repository, { retry: options.retry }) };
+      // A mirror gets one attempt per request: when it fails, the next source is the better
+      // retry (waiting out a full backoff on every request to a dead mirror would take minutes).
+      const retry = endpoint.mirror ? { ...(options.retry ?? DEFAULT_RETRY), attempts: 1 } : options.retry;
+      return { endpoint, client: new RegistryClient(options.http, auth, endpoint.baseUrl, repository, { retry }) };
     });
     if (this.#clients.length === 0) throw new RegistryError('ERR_CONFIG', `no endpoint for ${registry}`);
   }

@@ -92,6 +92,8 @@ export class BlobStore {
         return await fn(partial);
       } finally {
         await partial.close();
+        // Nothing arrived: an empty file would only be clutter in downloads/.
+        if (partial.size === 0) await fsp.rm(partial.path, { force: true });
       }
     });
   }

@@ -12,6 +12,7 @@ export function toAttr(node: Node, st: HostStat): Attr {
   const merged = isDir && (node.inUpper ? node.lowers.length > 0 : node.lowers.length > 1);
   return {
     ino: node.ino,
+    ...(node.statIno === undefined ? {} : { stIno: node.statIno }),
     mode: st.mode,
     nlink: node.unlinked ? 0 : merged ? 1 : st.nlink,
     uid: st.uid,

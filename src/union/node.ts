@@ -52,6 +52,12 @@ export class Node {
   lastStat: HostStat | undefined = undefined;
   /** Where an open file that was unlinked from the upper now lives (in the work directory). */
   orphanPath: string | undefined = undefined;
+  /**
+   * The inode number `stat` shows when it differs from `ino`: each name of a file hardlinked in a
+   * lower layer is a node of its own (writing one name copies up that name alone, so the engine
+   * must always know which name an operation means), yet all of them show the one inode number.
+   */
+  statIno: Ino | undefined = undefined;
   /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */
   generation = 0;
 

@@ -186,8 +186,10 @@ export class MergedTree {
       return this.lookup(dir, name);
     }
     const slot = inUpper ? 0 : (found.source as number) + 1;
+    // A lower file with several names: one node id per name, one inode number shown for all.
+    const lowerHardlink = !inUpper && found.type !== S_IFDIR && st.nlink > 1;
     const node = new Node({
-      ino: (inUpper ? this.upperInos.get(st.ino) : undefined) ?? this.numbers.forEntry(slot, st.ino),
+      ino: lowerHardlink ? this.numbers.fresh() : ((inUpper ? this.upperInos.get(st.ino) : undefined) ?? this.numbers.forEntry(slot, st.ino)),
       parent: dir,
       name,
       type: found.type,
@@ -195,6 +197,7 @@ export class MergedTree {
       lowers,
       lowerPresent: lowerPresent || !inUpper,
     });
+    if (lowerHardlink) node.statIno = this.numbers.forEntry(slot, st.ino);
     if (!inUpper) this.#lowerStats.set(node, st);
     else node.upperIno = st.ino;
     dir.children.set(name, node);

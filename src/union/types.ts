@@ -26,7 +26,13 @@ export interface TimeSpec {
 
 /** Attributes of a node (what `stat` shows). Times are nanoseconds since the epoch. */
 export interface Attr {
+  /** The node's id: what the transport hands back to name this node in later calls. */
   ino: Ino;
+  /**
+   * The inode number to show in stat when it differs from the node id: all names of a file
+   * hardlinked in a lower layer show one number, though each name is a node of its own.
+   */
+  stIno?: Ino;
   mode: number;
   nlink: number;
   uid: number;

@@ -141,7 +141,7 @@ export class UnionEngine implements UnionFs {
       for (let i = 0; i < names.length; i += batch) {
         const nodes = await Promise.all(names.slice(i, i + batch).map((name) => this.#tree.lookup(dir, name)));
         for (const node of nodes) {
-          if (node !== undefined) entries.push({ name: node.name, ino: node.ino, type: fileType(node.type) });
+          if (node !== undefined) entries.push({ name: node.name, ino: node.statIno ?? node.ino, type: fileType(node.type) });
         }
       }
       // Kept only if nothing changed meanwhile (a change clears dir.entries and dir.merged).

@@ -61,7 +61,8 @@ export class UpperWriter {
     // names still show the lower copy, so it becomes a file of its own (docs/union-semantics.md).
     const copied = await fsp.lstat(target, { bigint: true });
     if (parentTimes !== undefined) await restoreTimes(parentTimes.path, parentTimes.st);
-    if (fileType(node.type) !== S_IFDIR && st.nlink > 1) this.#tree.nodes.renumber(node, this.#tree.numbers.fresh());
+    // Its node id is already its own (see tree.ts); from now on it also shows its own number.
+    if (fileType(node.type) !== S_IFDIR && st.nlink > 1) node.statIno = undefined;
     this.#tree.upperInos.set(copied.ino, node.ino);
     node.upperIno = copied.ino;
     node.inUpper = true;

@@ -133,7 +133,7 @@ function splitPath(p: string): string[] {
 
 function attrToStat(attr: Attr): Stat {
   return {
-    ino: BigInt(attr.ino),
+    ino: BigInt(attr.stIno ?? attr.ino), // what a transport shows in stat
     kind: kindOf(attr.mode),
     mode: attr.mode,
     nlink: attr.nlink,

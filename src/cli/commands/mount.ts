@@ -7,7 +7,7 @@ import { notifyParent, startDaemon } from '../../mount/background.js';
 import { RunDir, defaultRunDir } from '../../mount/run-dir.js';
 import { serveUnion } from '../../mount/serve.js';
 import { pullImage } from '../../pull/pull.js';
-import { hostPlatform, parsePlatform } from '../../registry/platform.js';
+import { type PlatformSpec, hostPlatform, parsePlatform, platformMatches } from '../../registry/platform.js';
 import { openSource } from '../../source/open.js';
 import type { Store, StoredImage } from '../../store/store.js';
 import { findLocalImage } from '../image-lookup.js';
@@ -112,19 +112,28 @@ async function mountImage(args: MountArgs, runDir: RunDir): Promise<void> {
 /** The image from the store, pulled first if the store does not have it. */
 async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage> {
   const local = await findLocalImage(store, args.target);
-  if (local !== undefined) return local;
+  // A name pulled for another platform than the one asked for is pulled again for that one.
+  const wanted = args.platform === undefined ? undefined : parsePlatform(args.platform);
+  if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
   const context = await sourceContext(args);
   const opened = await openSource(args.target, context);
   const progress = pullProgress(process.stderr, args.quiet);
   try {
-    const platform = args.platform === undefined ? hostPlatform() : parsePlatform(args.platform);
-    const result = await pullImage(store, opened.source, opened.reference, { platform, maxConcurrentDownloads: 3, names: opened.names, onEvent: (e) => progress.onEvent(e) });
+    const platform = wanted ?? hostPlatform();
+    const result = await pullImage(store, opened.source, opened.reference, { platform, strictPlatform: args.platform !== undefined, maxConcurrentDownloads: 3, names: opened.names, onEvent: (e) => progress.onEvent(e) });
     return result.image;
   } finally {
     progress.stop();
     await opened.source.close();
     await context.http.close();
   }
+}
+
+/** Whether a stored image runs on `wanted` (an image whose config names no platform is taken as it is). */
+function builtFor(image: StoredImage, wanted: PlatformSpec): boolean {
+  const { os, architecture } = image.config;
+  const variant = (image.config as { variant?: unknown }).variant; // optional in the OCI config, not in our type
+  return os === undefined || architecture === undefined || platformMatches(wanted, { os, architecture, ...(typeof variant === 'string' ? { variant } : {}) });
 }
 
 /** The writable layer to mount: an existing one by --name, or a new one. */

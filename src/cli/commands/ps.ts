@@ -31,9 +31,16 @@ export const psCommand: CommandModule<object, PsArgs> = {
       if (mountpoint === undefined || !mounted.has(mountpoint)) return 'unmounted';
       return pid !== undefined && processAlive(pid) ? 'serving' : 'stale';
     };
+    /** A writable layer's state: its pid is cleared when its mount ends, and only its daemon's mount is its own. */
+    const layerStatus = async (pid: number | undefined, mountpoint: string | undefined): Promise<MountStatus> => {
+      if (pid === undefined || mountpoint === undefined) return 'unmounted';
+      const owner = await runDir.readState(mountpoint);
+      if (owner !== undefined && owner.pid !== pid) return 'unmounted'; // another daemon's mount is there now
+      return status(pid, mountpoint);
+    };
     const rows = [];
     for (const c of await store.containers.list()) {
-      const state = status(c.pid, c.mountpoint);
+      const state = await layerStatus(c.pid, c.mountpoint);
       if (state === 'unmounted' && !args.all) continue;
       rows.push({
         name: c.name,

@@ -45,6 +45,7 @@ export const pullCommand: CommandModule<object, PullArgs> = {
     try {
       const result = await pullImage(store, opened.source, opened.reference, {
         platform,
+        strictPlatform: args.platform !== undefined,
         maxConcurrentDownloads: args.maxConcurrentDownloads,
         names: opened.names,
         onEvent: (event) => progress.onEvent(event),
