@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
-# Quick start: all set-up, then mount a generated three-layer tree with a writable upper, show
-# the merged view, change it (copy-up, whiteout), show what landed in the upper, and unmount.
+# Quick start: all set-up, then the main job: build the sample image (an OCI layout made from
+# Debian's busybox-static, no network needed), pull it into the store, mount it with a writable
+# layer, run a command inside it with chroot, show what changed, and unmount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-demo=$(mktemp -d /tmp/layerfs-demo.XXXXXX)
-node scripts/make-sample-layers.mjs "$demo/layers"
-mkdir -p "$demo/upper" "$demo/mnt"
 layerfs() { node bin/layerfs.js "$@"; }
+node scripts/make-sample-image.mjs sample/busybox-oci
+demo=$(mktemp -d /tmp/layerfs-demo.XXXXXX)
+mnt="$demo/rootfs"
+mkdir -p "$mnt"
 
-layerfs mount --lower "$demo/layers/top:$demo/layers/mid:$demo/layers/base" --upper "$demo/upper" "$demo/mnt"
-trap 'layerfs umount "$demo/mnt" || true' EXIT
-echo "== mounted $demo/mnt (top: top, then mid, then base)"
-echo "== merged tree:"
-(cd "$demo/mnt" && find . -mindepth 1 | sort | sed 's/^/   /')
-echo "== etc/motd: $(cat "$demo/mnt/etc/motd")"
-echo "== change it: append to etc/motd (copy-up), delete a base file (whiteout), add a file"
-echo "edited through the mount" >> "$demo/mnt/etc/motd"
-rm "$demo/mnt/var/cache/app/stale-2.bin"
-echo "new" > "$demo/mnt/srv/new.txt"
-echo "== the upper directory now holds only the changes (an OCI layer diff):"
-(cd "$demo/upper" && find . -mindepth 1 | sort | sed 's/^/   /')
-echo "== lower layers are untouched: base etc/motd is still: $(cat "$demo/layers/base/etc/motd")"
-layerfs umount "$demo/mnt"
+echo "== pull the sample image from its OCI layout into the store ($(layerfs --version))"
+layerfs pull oci:sample/busybox-oci:latest
+layerfs images
+echo "== mount it with a writable layer named 'demo' (kept after unmount; 'layerfs rm demo' deletes it)"
+layerfs rm demo >/dev/null 2>&1 || true
+layerfs mount --quiet --name demo localhost/busybox-oci:latest "$mnt" >/dev/null
+trap 'layerfs umount "$mnt" || true' EXIT
+layerfs ps
+echo "== run a program of the image: chroot $mnt /bin/sh -c '…'"
+chroot "$mnt" /bin/sh -c 'cat /etc/os-release | head -2; echo "motd: $(cat /etc/motd)"; echo "written inside" > /root/hello.txt; rm /etc/motd; ls /'
+echo "== what the writable layer changed (layerfs diff demo):"
+layerfs diff demo
+layerfs umount "$mnt"
 trap - EXIT
-echo "== unmounted; demo files are in $demo"
+echo "== unmounted; the writable layer 'demo' keeps /root/hello.txt: mount it again with"
+echo "   layerfs mount --name demo localhost/busybox-oci:latest $mnt"

@@ -8,7 +8,7 @@ export function humanSize(bytes: number): string {
     value /= 1000;
     unit++;
   }
-  return `${unit === 0 ? value : value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)}${units[unit]}`;
+  return `${unit === 0 ? Math.round(value) : value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)}${units[unit]}`;
 }
 
 export function humanAge(iso: string | undefined, now = Date.now()): string {
