@@ -4,13 +4,19 @@ import type { PullEvent } from '../pull/pull.js';
 import { humanSize } from './format.js';
 
 /**
- * Shows a pull's progress on stderr (stdout stays for the result): one bar per layer with bytes,
- * speed and ETA on a terminal, plain lines otherwise (logs, CI), nothing with --quiet.
+ * Shows a pull's or push's progress on stderr (stdout stays for the result): one bar per layer
+ * with bytes, speed and ETA on a terminal, plain lines otherwise (logs, CI), nothing with --quiet.
  */
 export interface PullProgress {
-  onEvent(event: PullEvent): void;
+  onEvent(event: TransferEvent): void;
   stop(): void;
 }
+
+/** A pull's events, and a push's in the same words (blobs going up instead of down). */
+export type TransferEvent =
+  | PullEvent
+  | { type: 'layer-start'; digest: Digest; size: number; action: 'upload' }
+  | { type: 'layer-done'; digest: Digest; outcome: 'uploaded' | 'mounted' | 'exists' };
 
 export function pullProgress(stream: NodeJS.WriteStream, quiet: boolean): PullProgress {
   if (quiet) return { onEvent: () => undefined, stop: () => undefined };
@@ -28,7 +34,7 @@ class LineProgress implements PullProgress {
     this.#out = out;
   }
 
-  onEvent(event: PullEvent): void {
+  onEvent(event: TransferEvent): void {
     switch (event.type) {
       case 'resolved':
         this.#line(`resolved ${event.digest}${event.platform === undefined ? '' : ` (${event.platform})`}, ${event.layers.length} layers`);
@@ -36,7 +42,10 @@ class LineProgress implements PullProgress {
       case 'layer-start':
         if (event.action === 'cached') this.#line(`${short(event.digest)}: already in the cache`);
         else if (event.action === 'extract') this.#line(`${short(event.digest)}: extracting from the stored blob`);
-        else {
+        else if (event.action === 'upload') {
+          this.#started.set(event.digest, { at: Date.now(), size: event.size, from: 0 });
+          this.#line(`${short(event.digest)}: pushing ${humanSize(event.size)}`);
+        } else {
           this.#started.set(event.digest, { at: Date.now(), size: event.size, from: event.resumedAt ?? 0 });
           const resumed = event.resumedAt === undefined ? '' : `, resuming at ${humanSize(event.resumedAt)}`;
           this.#line(`${short(event.digest)}: downloading ${humanSize(event.size)}${resumed}`);
@@ -51,6 +60,11 @@ class LineProgress implements PullProgress {
       case 'layer-progress':
         break;
       case 'layer-done': {
+        if (event.outcome === 'exists' || event.outcome === 'mounted' || event.outcome === 'uploaded') {
+          // A push: the registry had it, took it from a sibling repository, or got our bytes.
+          this.#line(`${short(event.digest)}: ${event.outcome === 'exists' ? 'already there' : event.outcome}`);
+          break;
+        }
         const started = this.#started.get(event.digest);
         const seconds = started === undefined ? undefined : (Date.now() - started.at) / 1000;
         const rate = started !== undefined && seconds !== undefined && seconds > 0 ? `, ${humanSize((started.size - started.from) / seconds)}/s` : '';
@@ -98,16 +112,16 @@ class BarProgress implements PullProgress {
     );
   }
 
-  onEvent(event: PullEvent): void {
+  onEvent(event: TransferEvent): void {
     switch (event.type) {
       case 'resolved':
         for (const layer of event.layers) this.#entry(layer.digest, layer.size, 'waiting');
         break;
       case 'layer-start': {
-        const state = event.action === 'cached' ? 'cached' : event.action === 'extract' ? 'extracting' : 'downloading';
+        const state = { cached: 'cached', extract: 'extracting', download: 'downloading', upload: 'uploading' }[event.action];
         const entry = this.#entry(event.digest, event.size, state);
         entry.since = Date.now();
-        entry.from = event.resumedAt ?? 0;
+        entry.from = 'resumedAt' in event ? (event.resumedAt ?? 0) : 0;
         this.#update(entry, event.action === 'cached' ? event.size : entry.from);
         break;
       }
@@ -146,7 +160,7 @@ class BarProgress implements PullProgress {
 
   #update(entry: BarEntry, done: number): void {
     const seconds = (Date.now() - entry.since) / 1000;
-    const speed = entry.state === 'downloading' && seconds > 0.5 ? `${humanSize((done - entry.from) / seconds)}/s` : '';
+    const speed = (entry.state === 'downloading' || entry.state === 'uploading') && seconds > 0.5 ? `${humanSize((done - entry.from) / seconds)}/s` : '';
     entry.bar.update(done, { layer: short(entry.digest), state: entry.state.padEnd(11), done: humanSize(done), size: humanSize(entry.size), speed });
   }
 }

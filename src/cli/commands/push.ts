@@ -3,8 +3,8 @@ import { UserError } from '../../errors.js';
 import { pushImage } from '../../image/push.js';
 import { formatReference, parseReference } from '../../registry/reference.js';
 import { registrySource } from '../../source/open.js';
-import { humanSize } from '../format.js';
 import { findLocalImage } from '../image-lookup.js';
+import { pullProgress } from '../pull-progress.js';
 import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
@@ -52,21 +52,22 @@ export const pushCommand: CommandModule<object, PushArgs> = {
       ),
     ];
     const context = await sourceContext(args);
-    const say = (line: string) => {
-      if (!args.quiet) process.stderr.write(`${line}\n`);
-    };
+    const progress = pullProgress(process.stderr, args.quiet);
     try {
       const client = registrySource(target, context).upstream;
       await pushImage(store, image, client, {
         reference,
         mountFrom,
         onEvent: (event) => {
-          if (event.type === 'blob-start') say(`${event.digest.slice(7, 19)}: pushing ${humanSize(event.size)}`);
-          else if (event.type === 'blob-done') say(`${event.digest.slice(7, 19)}: ${event.outcome === 'exists' ? 'already there' : event.outcome}`);
-          else if (event.type === 'manifest') say(`manifest ${reference}: pushed`);
+          if (event.type === 'blob-start') progress.onEvent({ type: 'layer-start', digest: event.digest, size: event.size, action: 'upload' });
+          else if (event.type === 'blob-progress') progress.onEvent({ type: 'layer-progress', digest: event.digest, bytes: event.bytes });
+          else if (event.type === 'blob-done') progress.onEvent({ type: 'layer-done', digest: event.digest, outcome: event.outcome });
         },
       });
+      progress.stop();
+      if (!args.quiet) process.stderr.write(`manifest ${reference}: pushed\n`);
     } finally {
+      progress.stop();
       await context.http.close();
     }
     process.stdout.write(`${formatReference({ ...target, digest: image.digest, tag: target.digest === undefined ? target.tag : undefined })}\n`);
