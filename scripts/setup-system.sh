@@ -2,12 +2,14 @@
 # Installs the system packages layerfs needs on Debian. Idempotent; needs root.
 #   runtime : fuse3 (fusermount3, /dev/fuse helpers), libfuse2 (fuse-native links libfuse.so.2)
 #   build   : libfuse-dev, pkg-config (fuse-native is rebuilt from source with our patch)
-#   tests   : attr (getfattr/setfattr), fuse-overlayfs (benchmark peer), busybox-static (sample image)
+#   tests   : attr (getfattr/setfattr), fuse-overlayfs (benchmark peer, reference mount program),
+#             busybox-static (sample image); with LAYERFS_TEST_PACKAGES=1 also a registry, skopeo,
+#             umoci and buildah (the real client of the mount program, test/e2e/mount-program.test.ts)
 set -euo pipefail
 
 packages=(fuse3 libfuse2 libfuse-dev pkg-config attr fuse-overlayfs busybox-static python3 make g++)
 if [[ "${LAYERFS_TEST_PACKAGES:-0}" == 1 ]]; then
-  packages+=(docker-registry apache2-utils openssl skopeo umoci)
+  packages+=(docker-registry apache2-utils openssl skopeo umoci buildah)
 fi
 
 missing=()

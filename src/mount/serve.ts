@@ -5,6 +5,7 @@ import { log } from '../log.js';
 import { mountWithFuseNative } from '../fuse/fuse-native-transport.js';
 import type { Mounted } from '../fuse/transport.js';
 import { createUnionFs } from '../union/union-fs.js';
+import type { UpperFormat } from '../union/upper-writer.js';
 import { LAYERFS_FSTYPE, mountAt } from './mountinfo.js';
 import { listenForControl } from './control.js';
 import { RunDir } from './run-dir.js';
@@ -17,6 +18,8 @@ export interface ServeOptions {
   runDir: RunDir;
   debug: boolean;
   cacheTimeout: number;
+  /** How the upper directory records removals and opaque directories (default 'oci'). */
+  upperFormat?: UpperFormat;
   logFile?: string;
   /** For `ps`: the image and writable layer this mount serves, when it serves one. */
   image?: { ref: string; digest: string };
@@ -57,7 +60,7 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
   // Modes from the kernel already have the caller's umask applied; ours must not apply again.
   process.umask(0);
   const workdir = stack.workdir === undefined ? undefined : await prepareWorkdir(stack.workdir);
-  const engine = await createUnionFs({ lowers: stack.lowers, upper: stack.upper, workdir });
+  const engine = await createUnionFs({ lowers: stack.lowers, upper: stack.upper, workdir, upperFormat: options.upperFormat ?? 'oci' });
 
   let mounted: Mounted;
   try {

@@ -6,11 +6,19 @@
  *   Extracted layers and layerfs upper directories use this form.
  * - overlay: a 0/0 character device named NAME hides NAME; a directory with the xattr
  *   `trusted.overlay.opaque` (or `user.overlay.opaque`) = "y" is opaque. Kernel overlayfs,
- *   fuse-overlayfs and containers/storage write this form; layerfs reads it.
+ *   fuse-overlayfs and containers/storage write this form; layerfs reads it, and writes it to an
+ *   upper directory mounted with the 'overlay' upper format (docs/mount-program.md).
  */
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
 export const OVERLAY_OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'] as const;
+/**
+ * The opaque xattr written to an overlay-form upper, with its value. `trusted.*` (not `user.*`):
+ * kernel overlayfs reads `user.overlay.*` only when mounted with `userxattr` (rootless), and
+ * containers/storage's diff code reads `trusted.overlay.opaque`; `trusted.*` needs CAP_SYS_ADMIN.
+ */
+export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+export const OVERLAY_OPAQUE_VALUE = 'y';
 /** Prefixes of xattrs that belong to overlay bookkeeping and are never shown through the mount. */
 export const PRIVATE_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'] as const;
 

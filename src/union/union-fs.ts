@@ -13,7 +13,7 @@ import { RwLock } from './rw-lock.js';
 import { MergedTree, WHITEOUT_TYPE, checkName } from './tree.js';
 import type { Attr, Caller, DirEntry, Ino, OpenResult, RenameFlags, SetAttr, StatFs, UnionFs } from './types.js';
 import { ROOT_INO } from './types.js';
-import { UpperWriter, fitsOciMarker, removeIfPresent } from './upper-writer.js';
+import { type UpperFormat, UpperWriter, removeIfPresent } from './upper-writer.js';
 
 const read = promisify(fs.read);
 const write = promisify(fs.write);
@@ -29,6 +29,8 @@ export interface UnionStack {
   upper?: string;
   /** Work directory on the upper's filesystem (required with `upper`). */
   workdir?: string;
+  /** How whiteouts and opaque directories are written to the upper (default 'oci'; see UpperFormat). */
+  upperFormat?: UpperFormat;
 }
 
 /** Opens the directories of a stack and returns the engine serving their merged view. */
@@ -47,9 +49,10 @@ export async function createUnionFs(stack: UnionStack): Promise<UnionEngine> {
       if (stack.workdir === undefined) throw new Error('a writable stack needs a work directory');
       work = open(stack.workdir);
       if (work.dev !== upper.dev) throw new FsError('EXDEV', 'mount', stack.workdir);
+      if (stack.upperFormat === 'overlay') await UpperWriter.probeOverlayForm(work);
     }
     const tree = await MergedTree.create(upper, lowers);
-    return new UnionEngine(tree, work, opened);
+    return new UnionEngine(tree, work, opened, stack.upperFormat ?? 'oci');
   } catch (err) {
     for (const layer of opened) layer.close();
     throw err;
@@ -71,9 +74,9 @@ export class UnionEngine implements UnionFs {
   #writesDrained: (() => void) | undefined;
   #frozen: Promise<void> | undefined;
 
-  constructor(tree: MergedTree, work: LayerDir | undefined, layers: LayerDir[]) {
+  constructor(tree: MergedTree, work: LayerDir | undefined, layers: LayerDir[], upperFormat: UpperFormat = 'oci') {
     this.#tree = tree;
-    this.#writer = work === undefined ? undefined : new UpperWriter(tree, work);
+    this.#writer = work === undefined ? undefined : new UpperWriter(tree, work, upperFormat);
     this.#layers = layers;
   }
 
@@ -374,7 +377,7 @@ export class UnionEngine implements UnionFs {
       await writer.copyUp(dir);
       if (node.inUpper) await this.#tree.releaseUpperIno(node);
       const path = this.#tree.upperPath(node.relPath);
-      if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
+      if (node.inUpper && node.lowerPresent && !writer.usesMarkerFile(name)) {
         const moved = await writer.replaceWithWhiteout(path);
         dir.noteUpperAdded(name, WHITEOUT_TYPE, false);
         if (node.openCount > 0) node.orphanPath = moved;
@@ -403,7 +406,7 @@ export class UnionEngine implements UnionFs {
       await writer.copyUp(dir);
       const path = this.#tree.upperPath(node.relPath);
       if (node.inUpper) await this.#tree.releaseUpperIno(node);
-      if (node.inUpper && node.lowerPresent && !fitsOciMarker(name)) {
+      if (node.inUpper && node.lowerPresent && !writer.usesMarkerFile(name)) {
         await fsp.rm(await writer.replaceWithWhiteout(path), { recursive: true, force: true });
         dir.noteUpperAdded(name, WHITEOUT_TYPE, false);
       } else if (node.inUpper) {
@@ -449,8 +452,10 @@ export class UnionEngine implements UnionFs {
       const srcPath = this.#tree.upperPath(src.relPath);
       const dstPath = this.#tree.upperPath(toDir.childPath(newName));
       if (srcIsDir && (src.lowers.length > 0 || dstLowerPresent)) await writer.makeOpaque(srcPath);
-      const longName = src.lowerPresent && !fitsOciMarker(name);
-      if (src.lowerPresent && !longName) await writer.writeWhiteout(fromDir, name);
+      // The whiteout for the old name is a `.wh.` file written first, or (overlay form, names too
+      // long for the prefix) a 0/0 device left by the rename itself.
+      const whiteoutAtName = src.lowerPresent && !writer.usesMarkerFile(name);
+      if (src.lowerPresent && !whiteoutAtName) await writer.writeWhiteout(fromDir, name);
 
       if (dst !== undefined && dst.inUpper) await this.#tree.releaseUpperIno(dst);
       if (dst !== undefined && dst.inUpper && fileType(dst.type) === S_IFDIR) {
@@ -458,11 +463,12 @@ export class UnionEngine implements UnionFs {
         // rename(2) would refuse to replace: swap atomically, then drop the old one.
         await native.renameat2(srcPath, dstPath, native.constants.RENAME_EXCHANGE);
         await writer.removeUpperDir(srcPath);
-        if (longName) await writer.writeWhiteout(fromDir, name);
+        if (whiteoutAtName) await writer.writeWhiteout(fromDir, name);
       } else {
         if (dst !== undefined && dst.inUpper && dst.openCount > 0) dst.orphanPath = await writer.detach(dstPath);
-        // RENAME_WHITEOUT moves and leaves a whiteout in one step where no .wh. marker fits.
-        await native.renameat2(srcPath, dstPath, longName ? native.constants.RENAME_WHITEOUT : 0);
+        // A directory cannot replace a 0/0 device (a whiteout of the new name) in one rename(2).
+        if (dst === undefined && srcIsDir) await writer.clearOverlayWhiteout(toDir, newName);
+        await native.renameat2(srcPath, dstPath, whiteoutAtName ? native.constants.RENAME_WHITEOUT : 0);
       }
       if (!srcIsDir) await removeIfPresent(this.#tree.upperPath(toDir.childPath(whiteoutName(newName))));
 

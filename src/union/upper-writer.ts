@@ -1,29 +1,77 @@
 import { constants as fsc, promises as fsp, type BigIntStats } from 'node:fs';
 import type { HostStat } from './host-stat.js';
-import { FsError, isErrno } from '../errors.js';
+import { FsError, UserError, isErrno } from '../errors.js';
 import * as native from '../native/index.js';
-import { OPAQUE_MARKER, isOverlayWhiteout, isPrivateXattr, whiteoutName } from '../oci/whiteout.js';
+import {
+  OPAQUE_MARKER,
+  OVERLAY_OPAQUE_VALUE,
+  OVERLAY_OPAQUE_XATTR,
+  isOverlayWhiteout,
+  isPrivateXattr,
+  whiteoutName,
+} from '../oci/whiteout.js';
 import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
 import type { Node } from './node.js';
 import { type MergedTree, WHITEOUT_TYPE } from './tree.js';
 
 /**
+ * How removals and opaque directories are written to the upper directory:
+ * - 'oci' (the default): `.wh.NAME` files and `.wh..wh..opq`, so an upper directory is already an
+ *   OCI layer diff (docs/decisions.md). A name too long for the prefix gets an overlay whiteout.
+ * - 'overlay': what kernel overlayfs writes and reads: a 0/0 character device at NAME and the
+ *   `trusted.overlay.opaque` = "y" xattr on opaque directories; no `.wh.` names at all. Needs root
+ *   (mknod, trusted.* xattrs) and a filesystem with RENAME_WHITEOUT (docs/union-semantics.md).
+ * Both forms are read back whichever is chosen (tree.ts).
+ */
+export type UpperFormat = 'oci' | 'overlay';
+
+/**
  * Everything that writes to the upper directory on behalf of the merged view: copy-up, whiteouts
  * and opaque markers. New entries are prepared in the work directory and renamed into place, so a
  * crash never leaves a partial file visible in the upper.
- *
- * On-disk format (docs/decisions.md): the upper uses OCI markers, `.wh.NAME` files and
- * `.wh..wh..opq`, so an upper directory is already an OCI layer diff.
  */
 export class UpperWriter {
   readonly #tree: MergedTree;
   readonly #work: LayerDir;
   readonly #inFlight = new Map<Node, Promise<void>>();
+  readonly format: UpperFormat;
   #counter = 0;
 
-  constructor(tree: MergedTree, work: LayerDir) {
+  constructor(tree: MergedTree, work: LayerDir, format: UpperFormat = 'oci') {
     this.#tree = tree;
     this.#work = work;
+    this.format = format;
+  }
+
+  /**
+   * Whether a whiteout for `name` is a `.wh.` file beside the name (written before the name is
+   * removed). Otherwise it is a 0/0 character device AT the name, so an upper entry there must be
+   * replaced by it in one step (replaceWithWhiteout: renameat2 RENAME_WHITEOUT).
+   */
+  usesMarkerFile(name: string): boolean {
+    return this.format === 'oci' && fitsOciMarker(name);
+  }
+
+  /**
+   * Checks once, in the work directory (same filesystem as the upper), that this process can write
+   * the overlay form there: a 0/0 device and the trusted opaque xattr. Fails with what is missing.
+   */
+  static async probeOverlayForm(work: LayerDir): Promise<void> {
+    const dir = work.host(`/probe-${process.pid}-${Date.now()}`);
+    await fsp.mkdir(dir, { mode: 0o700 });
+    try {
+      await native.mknod(`${dir}/whiteout`, S_IFCHR, 0);
+      await native.lsetxattr(dir, OVERLAY_OPAQUE_XATTR, Buffer.from(OVERLAY_OPAQUE_VALUE), 0);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'EIO';
+      throw new UserError(
+        `the upper directory's filesystem cannot hold overlay-form whiteouts (${code}: ${(err as { syscall?: string }).syscall ?? 'probe'}); ` +
+          'they need root (mknod of a 0/0 device, trusted.* xattrs) and a local filesystem such as ext4, xfs, btrfs or tmpfs',
+        { cause: err },
+      );
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** A fresh path in the work directory, on the same filesystem as the upper. */
@@ -103,11 +151,11 @@ export class UpperWriter {
 
   /**
    * Writes a whiteout for `name` in the upper part of `dir` (which must already be copied up).
-   * A name too long for the `.wh.` prefix gets the overlay form, a 0/0 character device at the
-   * name itself, so the name must then be free in the upper (see replaceWithWhiteout).
+   * In the overlay form (and for a name too long for the `.wh.` prefix) it is a 0/0 character
+   * device at the name itself, so the name must then be free in the upper (see usesMarkerFile).
    */
   async writeWhiteout(dir: Node, name: string): Promise<void> {
-    if (fitsOciMarker(name)) {
+    if (this.usesMarkerFile(name)) {
       const marker = this.#tree.upperPath(dir.childPath(whiteoutName(name)));
       const handle = await fsp.open(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
       await handle.close();
@@ -121,8 +169,8 @@ export class UpperWriter {
   }
 
   /**
-   * Removes the upper entry at `path` leaving a whiteout for `name` in one atomic step where the
-   * OCI marker cannot be used (the name is too long): renameat2(RENAME_WHITEOUT).
+   * Removes the upper entry at `path` leaving a whiteout for `name` in one atomic step where no
+   * `.wh.` marker is used (overlay form, or a name too long for one): renameat2(RENAME_WHITEOUT).
    */
   async replaceWithWhiteout(path: string): Promise<string> {
     const temp = this.tempPath('whiteout');
@@ -141,20 +189,26 @@ export class UpperWriter {
 
   /**
    * An overlay-form whiteout (0/0 character device) at `name` in the upper would block creating
-   * the name: turn it into an OCI marker first (or drop it when the name is too long for one).
+   * the name. In the OCI form it becomes a `.wh.` marker first (or is dropped when the name is too
+   * long for one); in the overlay form it is dropped: the new entry hides the lower one itself (a
+   * new directory is made opaque), as in kernel overlayfs.
    */
   async clearOverlayWhiteout(dir: Node, name: string): Promise<void> {
     if (dir.listings.get('upper')?.has(name) === false) return;
     const path = this.#tree.upperPath(dir.childPath(name));
     const st = await fsp.lstat(path).catch(() => undefined);
     if (st === undefined || !isOverlayWhiteout(st.mode, st.rdev)) return;
-    if (fitsOciMarker(name)) await this.writeWhiteout(dir, name);
+    if (this.usesMarkerFile(name)) await this.writeWhiteout(dir, name);
     await fsp.unlink(path);
     dir.noteUpperRemoved(name, false);
   }
 
   /** Makes an upper directory opaque, so nothing of the lower layers shows inside it. */
   async makeOpaque(upperDirPath: string): Promise<void> {
+    if (this.format === 'overlay') {
+      await native.lsetxattr(upperDirPath, OVERLAY_OPAQUE_XATTR, Buffer.from(OVERLAY_OPAQUE_VALUE), 0);
+      return;
+    }
     const handle = await fsp.open(`${upperDirPath}/${OPAQUE_MARKER}`, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o000);
     await handle.close();
   }

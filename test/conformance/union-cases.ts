@@ -1,6 +1,8 @@
 // THE conformance table of union semantics. Every case runs against the engine directly
 // (test/union/engine-conformance.test.ts) and against a real FUSE mount
-// (test/e2e/mount-conformance.test.ts) through the same FsClient interface.
+// (test/e2e/mount-conformance.test.ts) through the same FsClient interface, once per upper format
+// ('oci': `.wh.` markers; 'overlay': 0/0 devices and the opaque xattr). The upper expectations
+// below are written in the OCI form; for the overlay form they are translated (overlayUpperCheck).
 //
 // A case names its layers (built in code, top first), whether the stack has an upper, what to do,
 // and what must be true afterwards: the merged tree (exact dump lines), extra checks, and the
@@ -9,7 +11,9 @@
 import assert from 'node:assert/strict';
 import { constants as fsc } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { posix } from 'node:path';
 import * as native from '../../src/native/index.js';
+import type { UpperFormat } from '../../src/union/upper-writer.js';
 import { OMIT, expectCode, type FsClient } from '../helpers/clients.js';
 import {
   type LayerSpec,
@@ -32,6 +36,7 @@ import {
   assertTreeLacks,
   dumpHostDir,
   dumpTree,
+  linePath,
   expectChr as C,
   expectDir as D,
   expectFifo as P,
@@ -882,6 +887,24 @@ export const unionCases: UnionCase[] = [
     },
   },
   {
+    name: 'rename of a directory onto a name whited out by a 0/0 device in the upper',
+    writable: true,
+    upper: [overlayWhiteout('e')],
+    lowers: [[file('d/y', 'y'), file('e/x', 'x')]],
+    run: async (c) => {
+      await expectCode(c.lstat('/e'), 'ENOENT', 'lstat whited-out /e');
+      await c.rename('/d', '/e');
+    },
+    expect: {
+      tree: [ROOT_LINE, D('/e'), F('/e/y', 'y')],
+      check: async (c) => {
+        await expectCode(c.lstat('/e/x'), 'ENOENT', 'the lower e/x stays hidden');
+        await expectCode(c.lstat('/d'), 'ENOENT', 'lstat /d');
+      },
+      upper: { has: ['/.wh.d', '/e/.wh..wh..opq', '/e/y'], lacks: ['/d'] },
+    },
+  },
+  {
     name: 'rename of a directory into itself is EINVAL',
     writable: true,
     lowers: [[file('d/sub/f', 'f')]],
@@ -1167,6 +1190,8 @@ export type WithClient = (stack: Stack, fn: (c: FsClient) => Promise<void>) => P
 export interface RunOptions {
   /** After closing, the workdir must be empty (no leftover temp files). */
   checkWorkdirEmpty?: boolean;
+  /** The form the stack writes its upper in (default 'oci'): decides how `expect.upper` is read. */
+  upperFormat?: UpperFormat;
 }
 
 /** Builds the case's layers in a temp dir, runs it through `withClient`, checks everything. */
@@ -1188,6 +1213,7 @@ export async function runUnionCase(kase: UnionCase, withClient: WithClient, opti
       assert.equal(kase.upper, undefined, 'a read-only case has no upper content');
     }
     const before = await Promise.all(lowers.map((l) => dumpHostDir(l, { times: true })));
+    const upperBefore = stack.upper === undefined ? [] : await dumpHostDir(stack.upper);
 
     await withClient(stack, async (c) => {
       if (kase.run !== undefined) await kase.run(c);
@@ -1204,10 +1230,14 @@ export async function runUnionCase(kase: UnionCase, withClient: WithClient, opti
     const after = await Promise.all(lowers.map((l) => dumpHostDir(l, { times: true })));
     for (const [i] of lowers.entries()) assert.deepEqual(after[i], before[i], `lower layer ${i} must not change`);
 
-    if (stack.upper !== undefined && kase.expect.upper !== undefined) {
+    if (stack.upper !== undefined) {
       const disk = await dumpHostDir(stack.upper);
-      if (kase.expect.upper.has !== undefined) assertTreeHas(disk, kase.expect.upper.has, 'upper on disk:');
-      if (kase.expect.upper.lacks !== undefined) assertTreeLacks(disk, kase.expect.upper.lacks, 'upper on disk:');
+      if ((options.upperFormat ?? 'oci') === 'oci') {
+        if (kase.expect.upper?.has !== undefined) assertTreeHas(disk, kase.expect.upper.has, 'upper on disk:');
+        if (kase.expect.upper?.lacks !== undefined) assertTreeLacks(disk, kase.expect.upper.lacks, 'upper on disk:');
+      } else {
+        overlayUpperCheck(disk, upperBefore, kase.expect.upper ?? {});
+      }
     }
     if (options.checkWorkdirEmpty === true && stack.workdir !== undefined) {
       assert.deepEqual(await readdir(stack.workdir), [], 'workdir is empty after close');
@@ -1215,4 +1245,64 @@ export async function runUnionCase(kase: UnionCase, withClient: WithClient, opti
   } finally {
     await removeTempDir(base);
   }
+}
+
+// ---- the overlay upper form --------------------------------------------------------------------
+
+type Fields = { kind: string; rdev: string; xattrs: string };
+const fieldsOf = (line: string): Fields => {
+  const f = line.split(' ');
+  return { kind: f[1]!, rdev: f[8]!, xattrs: f[9]! };
+};
+const isWhiteoutLine = (line: string): boolean => {
+  const f = fieldsOf(line);
+  return f.kind === 'chr' && f.rdev === '0,0';
+};
+/** trusted.overlay.opaque = "y" (hex 79) among the xattrs of a dump line. */
+const isOpaqueLine = (line: string): boolean => fieldsOf(line).xattrs.split(',').includes('trusted.overlay.opaque=79');
+
+/**
+ * Checks an overlay-form upper against expectations written in the OCI form: `DIR/.wh.NAME`
+ * means a 0/0 character device at DIR/NAME, `DIR/.wh..wh..opq` the opaque xattr on DIR; a path
+ * that must be absent may still be a whiteout. No `.wh.` name may appear that the case did not put
+ * in the upper itself.
+ */
+function overlayUpperCheck(disk: string[], before: string[], expect: { has?: string[]; lacks?: string[] }): void {
+  const lineFor = (p: string) => disk.find((l) => linePath(l) === p);
+  const show = `\n${disk.join('\n')}`;
+  const split = (item: string) => {
+    const p = item.includes(' ') ? linePath(item) : item;
+    return { p, dir: posix.dirname(p), base: posix.basename(p) };
+  };
+  for (const item of expect.has ?? []) {
+    const { p, dir, base } = split(item);
+    if (base === '.wh..wh..opq') {
+      const line = lineFor(dir);
+      assert.ok(line !== undefined && isOpaqueLine(line), `upper on disk: ${dir} should be opaque (trusted.overlay.opaque=y):${show}`);
+    } else if (base.startsWith('.wh.')) {
+      const target = posix.join(dir, base.slice(4));
+      const line = lineFor(target);
+      assert.ok(line !== undefined && isWhiteoutLine(line), `upper on disk: ${target} should be a 0/0 whiteout (for ${p}):${show}`);
+    } else {
+      assertTreeHas(disk, [item], 'upper on disk:');
+    }
+  }
+  for (const item of expect.lacks ?? []) {
+    const { p, dir, base } = split(item);
+    if (base === '.wh..wh..opq') {
+      const line = lineFor(dir);
+      assert.ok(line === undefined || !isOpaqueLine(line), `upper on disk: ${dir} should not be opaque:${show}`);
+    } else if (base.startsWith('.wh.')) {
+      const target = posix.join(dir, base.slice(4));
+      const line = lineFor(target);
+      assert.ok(line === undefined || !isWhiteoutLine(line), `upper on disk: ${target} should not be a whiteout (for ${p}):${show}`);
+    } else {
+      const line = lineFor(p);
+      assert.ok(line === undefined || isWhiteoutLine(line), `upper on disk: did not expect ${p} (other than as a whiteout):${show}`);
+    }
+  }
+  const markers = (lines: string[]) => lines.map(linePath).filter((p) => posix.basename(p).startsWith('.wh.'));
+  const initial = new Set(markers(before));
+  const added = markers(disk).filter((p) => !initial.has(p));
+  assert.deepEqual(added, [], 'an overlay-form upper gets no .wh. names');
 }

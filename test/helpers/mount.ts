@@ -3,7 +3,9 @@
 // /proc/self/mountinfo, runs, then stops the child with SIGTERM; a mount left behind is always
 // lazily unmounted.
 //
-// The mounter is `node bin/layerfs.js mount --foreground --lower A:B [--upper U --workdir W] MNT`.
+// The mounter is `node bin/layerfs.js mount --foreground --lower A:B [--upper U --workdir W] MNT`,
+// or with `mounter: 'layerfs-overlay'` the mount program (overlay-form upper):
+// `node bin/layerfs-overlay.js -f -o lowerdir=A:B[,upperdir=U,workdir=W] MNT`.
 // Environment overrides:
 //   LAYERFS_BIN=path            another layerfs entry point (run with node)
 //   LAYERFS_TEST_MOUNTER=fuse-overlayfs   mount with fuse-overlayfs instead (a reference
@@ -15,6 +17,13 @@ import { fileURLToPath } from 'node:url';
 import { isMounted } from './tmp.js';
 
 export const LAYERFS_BIN = process.env['LAYERFS_BIN'] ?? join(dirname(fileURLToPath(import.meta.url)), '../../bin/layerfs.js');
+/** containers/storage's mount program (bin/layerfs-overlay.js). */
+export const LAYERFS_OVERLAY_BIN = join(dirname(fileURLToPath(import.meta.url)), '../../bin/layerfs-overlay.js');
+
+/** Escapes a path for a fuse-overlayfs style option list (`\` before `\`, `,` and `:`). */
+export function escapeOptionPath(path: string): string {
+  return path.replace(/[\\,:]/g, (ch) => `\\${ch}`);
+}
 
 export interface MountOptions {
   /** Lower layer directories, top first. */
@@ -25,6 +34,8 @@ export interface MountOptions {
   mountpoint: string;
   /** How long to wait for the mount to appear (default 10 s). */
   timeoutMs?: number;
+  /** Who mounts: `layerfs mount` (default) or the mount program `layerfs-overlay`. */
+  mounter?: 'layerfs' | 'layerfs-overlay';
 }
 
 export function mountCommand(opts: MountOptions): { cmd: string; args: string[] } {
@@ -33,6 +44,11 @@ export function mountCommand(opts: MountOptions): { cmd: string; args: string[] 
     if (opts.upper !== undefined) o.push(`upperdir=${opts.upper}`, `workdir=${opts.workdir ?? ''}`);
     o.push('allow_other', 'default_permissions');
     return { cmd: 'fuse-overlayfs', args: ['-f', '-o', o.join(','), opts.mountpoint] };
+  }
+  if (opts.mounter === 'layerfs-overlay') {
+    const o = [`lowerdir=${opts.lowers.map(escapeOptionPath).join(':')}`];
+    if (opts.upper !== undefined) o.push(`upperdir=${escapeOptionPath(opts.upper)}`, `workdir=${escapeOptionPath(opts.workdir ?? '')}`);
+    return { cmd: process.execPath, args: [LAYERFS_OVERLAY_BIN, '-f', '-o', o.join(','), opts.mountpoint] };
   }
   const args = [LAYERFS_BIN, 'mount', '--foreground', '--lower', opts.lowers.join(':')];
   if (opts.upper !== undefined) args.push('--upper', opts.upper, '--workdir', opts.workdir ?? '');

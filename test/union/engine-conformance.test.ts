@@ -5,26 +5,35 @@ import assert from 'node:assert/strict';
 import { constants as fsc } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createUnionFs } from '../../src/union/union-fs.js';
+import type { UpperFormat } from '../../src/union/upper-writer.js';
 import { ROOT_INO, type Caller, type UnionFs } from '../../src/union/types.js';
 import { unionCases, runUnionCase, type WithClient } from '../conformance/union-cases.js';
 import { EngineClient, expectCode } from '../helpers/clients.js';
 import { buildLayer, file, type LayerSpec } from '../helpers/layers.js';
 import { TempDirs } from '../helpers/tmp.js';
 
-const withEngine: WithClient = async (stack, fn) => {
-  const fs = await createUnionFs({ lowers: stack.lowers, upper: stack.upper, workdir: stack.workdir });
-  try {
-    await fn(new EngineClient(fs));
-  } finally {
-    await fs.close();
-  }
-};
+/** The engine over a case's stack, writing its upper in `upperFormat`. */
+const withEngine =
+  (upperFormat: UpperFormat): WithClient =>
+  async (stack, fn) => {
+    const fs = await createUnionFs({ lowers: stack.lowers, upper: stack.upper, workdir: stack.workdir, upperFormat });
+    try {
+      await fn(new EngineClient(fs));
+    } finally {
+      await fs.close();
+    }
+  };
 
-describe('union conformance: engine', () => {
-  for (const kase of unionCases) {
-    it(kase.name, () => runUnionCase(kase, withEngine, { checkWorkdirEmpty: true }));
-  }
-});
+// Every case with the default OCI upper; the writable ones again with the overlay upper (a
+// read-only stack writes nothing, so its cases do not depend on the format).
+for (const upperFormat of ['oci', 'overlay'] as const) {
+  describe(upperFormat === 'oci' ? 'union conformance: engine' : 'union conformance: engine, overlay upper', () => {
+    for (const kase of unionCases) {
+      if (upperFormat === 'overlay' && !kase.writable) continue;
+      it(kase.name, () => runUnionCase(kase, withEngine(upperFormat), { checkWorkdirEmpty: true, upperFormat }));
+    }
+  });
+}
 
 const ROOT: Caller = { uid: 0, gid: 0, pid: process.pid };
 

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// containers/storage's overlay mount_program (docs/mount-program.md).
+import { runOverlayProgram } from '../dist/cli/overlay-program.js';
+
+await runOverlayProgram();
