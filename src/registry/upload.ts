@@ -76,12 +76,7 @@ export async function uploadBlob(client: RegistryClient, blob: { digest: Digest;
       options.onProgress?.(offset);
     } catch (err) {
       if (!(err instanceof RegistryError) || !err.temporary || ++failures >= MAX_CHUNK_ATTEMPTS) throw err;
-      // Ask the registry how much it kept, and go on from there.
-      const status = await client.request({ method: 'GET', url: location }, { expect: [204], what: `upload status of blob ${blob.digest}`, push: true });
-      await discard(status);
-      const range = /^0-(\d+)$/.exec(header(status.headers, 'range') ?? '');
-      offset = range === null ? 0 : Number(range[1]) + 1;
-      location = uploadLocation(status, client.baseUrl, location);
+      ({ location, offset } = await resumePoint(client, blob.digest, location));
     }
   }
   const done = await client.request(
@@ -100,6 +95,23 @@ export async function putManifest(client: RegistryClient, reference: string, byt
   );
   await discard(response);
   return header(response.headers, 'docker-content-digest');
+}
+
+/**
+ * Where to go on after a chunk failed: what the registry says it has (GET on the upload URL).
+ * If the registry no longer accepts that URL (distribution signs the offset into it, so a chunk
+ * it stored but whose answer was lost makes the old URL invalid), a new upload starts from 0.
+ */
+async function resumePoint(client: RegistryClient, digest: Digest, location: string): Promise<{ location: string; offset: number }> {
+  try {
+    const status = await client.request({ method: 'GET', url: location }, { expect: [204], what: `upload status of blob ${digest}`, push: true });
+    await discard(status);
+    const range = /^0-(\d+)$/.exec(header(status.headers, 'range') ?? '');
+    return { location: uploadLocation(status, client.baseUrl, location), offset: range === null ? 0 : Number(range[1]) + 1 };
+  } catch (err) {
+    if (!(err instanceof RegistryError) || err.temporary) throw err;
+    return { location: await startUpload(client, digest), offset: 0 };
+  }
 }
 
 async function startUpload(client: RegistryClient, digest: Digest): Promise<string> {
