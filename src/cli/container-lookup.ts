@@ -1,13 +1,12 @@
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { ensureLayer } from '../image/layers.js';
 import { LAYERFS_FSTYPE, mountAt } from '../mount/mountinfo.js';
-import type { ContainerRecord } from '../store/containers.js';
+import { type ContainerRecord, isContainerName } from '../store/containers.js';
 import type { Store, StoredImage } from '../store/store.js';
 
 /** A writable layer by name, or by the mountpoint it is mounted on. */
 export async function findContainer(store: Store, nameOrMountpoint: string): Promise<ContainerRecord> {
-  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(nameOrMountpoint)) {
+  if (isContainerName(nameOrMountpoint)) {
     const byName = await store.containers.get(nameOrMountpoint);
     if (byName !== undefined) return byName;
   }
@@ -18,13 +17,6 @@ export async function findContainer(store: Store, nameOrMountpoint: string): Pro
   for (const claim of claims) if (await store.containers.inUse(claim.name)) return claim;
   if (claims.length === 1 && (await mountAt(path))?.fstype === LAYERFS_FSTYPE) return claims[0]!;
   throw new UserError(`no writable layer named or mounted at ${nameOrMountpoint} (see layerfs ps -a)`);
-}
-
-/** The image's extracted layers, top first (re-extracted from blobs if they were evicted). */
-export async function lowerDirs(store: Store, image: StoredImage): Promise<string[]> {
-  for (const layer of image.layers) await ensureLayer(store, layer);
-  const dirs = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
-  return dirs.filter((dir, i) => dirs.indexOf(dir) === i);
 }
 
 /** The image a writable layer sits on, with a clear error if it was removed from the store. */

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { sha256 } from '../oci/digest.js';
@@ -37,7 +37,7 @@ export async function commitContainer(store: Store, record: ContainerRecord, opt
     const out = createWriteStream(file);
     const result = await options.whileConsistent(() => writeLayerTar(record.upper, out));
     await finished(out); // writeLayerTar ends it
-    await store.blobs.ingest(createReadStream(file), { digest: result.digest, size: result.size });
+    await store.blobs.adopt(file, result.digest);
     return result;
   });
 

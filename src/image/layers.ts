@@ -1,6 +1,7 @@
 import type { Digest } from '../oci/digest.js';
 import { extractLayer } from '../extract/index.js';
-import type { Store } from '../store/store.js';
+import { log } from '../log.js';
+import type { Store, StoredImage } from '../store/store.js';
 
 export interface LayerSpec {
   /** Digest of the compressed blob (in the store's blobs). */
@@ -25,4 +26,17 @@ export async function ensureLayer(store: Store, layer: LayerSpec): Promise<'exis
       indexPath,
     });
   });
+}
+
+/**
+ * An image's extracted layer directories as a union stack: top first (the manifest lists them
+ * bottom first), each layer once at its topmost place, evicted ones extracted again from their
+ * blobs. The caller should hold a lease on the layers.
+ */
+export async function layerStack(store: Store, image: StoredImage): Promise<string[]> {
+  for (const layer of image.layers) {
+    if ((await ensureLayer(store, layer)) === 'created') log.info(`layer ${layer.diffId} extracted again from its blob`);
+  }
+  const dirs = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
+  return dirs.filter((dir, i) => dirs.indexOf(dir) === i);
 }

@@ -3,7 +3,7 @@ import type { RunDir } from '../mount/run-dir.js';
 import { serveUnion } from '../mount/serve.js';
 import type { ContainerRecord, Containers } from '../store/containers.js';
 import type { Store, StoredImage } from '../store/store.js';
-import { ensureLayer } from './layers.js';
+import { layerStack } from './layers.js';
 
 export interface ServeImageOptions {
   store: Store;
@@ -34,13 +34,9 @@ export async function serveImage(options: ServeImageOptions): Promise<void> {
   const lease = await store.leases.create({ diffIds, image: image.digest, purpose: `mount ${options.mountpoint}` });
   let announced: Promise<void> | undefined;
   try {
-    for (const layer of image.layers) {
-      if ((await ensureLayer(store, layer)) === 'created') log.info(`layer ${layer.diffId} extracted again from its blob`);
-    }
-    // The manifest lists layers bottom first; a union stack is given top first.
-    const lowers = [...image.layers].reverse().map((l) => store.layers.treePath(l.diffId));
+    const lowers = await layerStack(store, image);
     await serveUnion({
-      stack: { lowers: dedupeKeepingTop(lowers), upper: record?.upper, workdir: record?.workdir },
+      stack: { lowers, upper: record?.upper, workdir: record?.workdir },
       mountpoint: options.mountpoint,
       runDir: options.runDir,
       debug: options.debug,
@@ -81,11 +77,3 @@ async function announceMount(containers: Containers, record: ContainerRecord, mo
   }
   await containers.update({ ...record, mountpoint, pid: process.pid });
 }
-
-/** A layer listed twice in one image only needs its topmost place in the stack. */
-function dedupeKeepingTop(lowers: string[]): string[] {
-  const seen = new Set<string>();
-  return lowers.filter((dir) => !seen.has(dir) && seen.add(dir) !== undefined);
-}
-
-

@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { mapLimit } from '../concurrency.js';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../registry/client.js';
 import { type UploadOutcome, putManifest, uploadBlob } from '../registry/upload.js';
@@ -34,21 +35,16 @@ export async function pushImage(store: Store, image: StoredImage, client: Regist
       throw new StoreError('ERR_STORE_NOT_FOUND', `blob ${digest} of ${image.refs[0] ?? image.digest} is missing from the store; pull the image again`);
     }
   }
-  const queue = [...blobs];
-  const worker = async (): Promise<void> => {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      const [digest, size] = next;
-      emit({ type: 'blob-start', digest, size });
-      const outcome = await uploadBlob(client, { digest, size }, {
-        read: (offset, length) => readRange(store.blobs.path(digest), offset, length),
-        mountFrom: options.mountFrom,
-        chunkSize: options.chunkSize,
-        onProgress: (bytes) => emit({ type: 'blob-progress', digest, bytes }),
-      });
-      emit({ type: 'blob-done', digest, outcome });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.maxConcurrentUploads ?? 3, blobs.length)) }, worker));
+  await mapLimit(blobs, options.maxConcurrentUploads ?? 3, async ([digest, size]) => {
+    emit({ type: 'blob-start', digest, size });
+    const outcome = await uploadBlob(client, { digest, size }, {
+      read: (offset, length) => readRange(store.blobs.path(digest), offset, length),
+      mountFrom: options.mountFrom,
+      chunkSize: options.chunkSize,
+      onProgress: (bytes) => emit({ type: 'blob-progress', digest, bytes }),
+    });
+    emit({ type: 'blob-done', digest, outcome });
+  });
   const manifestBytes = await store.blobs.read(image.digest);
   const mediaType = image.manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json';
   await putManifest(client, options.reference, manifestBytes, mediaType);

@@ -9,6 +9,7 @@ import { type PlatformSpec, formatPlatform, platformMatches } from '../registry/
 import type { ImageSource } from '../source/types.js';
 import type { PartialBlob } from '../store/partial-blob.js';
 import type { Store, StoredImage } from '../store/store.js';
+import { mapLimit } from '../concurrency.js';
 import { readBlob } from './blob-reader.js';
 import { fetchConfig, parseImageConfig, resolveImage } from './resolve.js';
 
@@ -270,26 +271,4 @@ function isDigestFailure(err: unknown): boolean {
     if (code === 'ERR_LAYER_DIGEST_MISMATCH' || code === 'ERR_LAYER_DIFFID_MISMATCH' || code === 'ERR_LAYER_SIZE_MISMATCH') return true;
   }
   return false;
-}
-
-/** Runs `fn` over `items` with at most `limit` at a time; results in input order; first failure wins. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failure !== undefined) throw failure.reason;
-  return results;
 }

@@ -79,6 +79,21 @@ export class BlobStore {
   }
 
   /**
+   * Moves a file this process wrote, and hashed while writing, into the store under `digest`
+   * (a committed layer): no second read to verify bytes that never left the process. The file
+   * must be in the store's temp area (same filesystem).
+   */
+  async adopt(file: string, digest: Digest): Promise<void> {
+    const handle = await fsp.open(file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.#commit(file, digest);
+  }
+
+  /**
    * Runs `fn` with the resumable download of `digest` (see PartialBlob), under the blob's lock so
    * one process at a time appends to it; another process pulling the same blob waits, then finds
    * it stored. `fn` must end with `commitDownload` or leave the partial file for the next run.

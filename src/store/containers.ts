@@ -26,8 +26,12 @@ export interface ContainerRecord {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
+export function isContainerName(name: string): boolean {
+  return NAME.test(name);
+}
+
 export function checkContainerName(name: string): void {
-  if (!NAME.test(name)) {
+  if (!isContainerName(name)) {
     throw new StoreError('ERR_STORE_INVALID_NAME', `invalid writable layer name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-' (up to 128, starting with a letter or digit)`);
   }
 }

@@ -29,6 +29,7 @@ import { dumpHostDir, dumpTree, linePath } from '../helpers/tree-dump.js';
 import { type TestImage, buildIndex, buildTestImage } from '../registry/harness/images.js';
 import { getBlob, getManifest, pushIndex, pushTestImage } from '../registry/harness/push.js';
 import { type RunningRegistry, registrySkip, useRegistry } from '../registry/harness/registry-server.js';
+import { alive, onPath, waitFor } from '../helpers/process.js';
 
 const exec = promisify(execFile);
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -36,17 +37,6 @@ const SAMPLE_SCRIPT = join(REPO_ROOT, 'scripts', 'make-sample-image.mjs');
 const BUSYBOX = '/bin/busybox';
 
 // ---- environment -------------------------------------------------------------------------------
-
-function onPath(tool: string): boolean {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
-    try {
-      accessSync(join(d, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 function suiteSkip(): string | false {
   const registry = registrySkip();
@@ -103,23 +93,6 @@ async function fails(args: string[], pattern: RegExp): Promise<Result> {
 async function run(cmd: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
   const { stdout } = await exec(cmd, args, { timeout: 60_000, maxBuffer: 64 << 20, ...options });
   return stdout;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

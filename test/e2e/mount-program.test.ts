@@ -31,6 +31,7 @@ import { dumpHostDir, dumpTree, linePath } from '../helpers/tree-dump.js';
 import { type TestImage, buildTestImage } from '../registry/harness/images.js';
 import { getBlob, getManifest, pushTestImage } from '../registry/harness/push.js';
 import { type RunningRegistry, registryUnavailable, useRegistry } from '../registry/harness/registry-server.js';
+import { alive, onPath, waitFor } from '../helpers/process.js';
 
 const exec = promisify(execFile);
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -38,17 +39,6 @@ const MOUNT_PROGRAM = join(REPO_ROOT, 'bin', 'layerfs-overlay.js');
 const FUSE_OVERLAYFS = '/usr/bin/fuse-overlayfs';
 
 // ---- environment -------------------------------------------------------------------------------
-
-function onPath(tool: string): boolean {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
-    try {
-      accessSync(join(d, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Why this suite cannot run here; never skipped in CI (CI is set), where it must run. */
 function suiteSkip(): string | false {
@@ -78,23 +68,6 @@ async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string; message?: string };
     throw new Error(`${cmd} ${args.join(' ')} failed (${String(e.code)}):\n${e.stderr ?? ''}${e.stdout ?? ''}${e.message ?? ''}`);
-  }
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { computeChanges } from '../../image/changes.js';
-import { findContainer, imageOf, lowerDirs } from '../container-lookup.js';
+import { layerStack } from '../../image/layers.js';
+import { findContainer, imageOf } from '../container-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface DiffArgs extends StoreArgs {
@@ -20,7 +21,7 @@ export const diffCommand: CommandModule<object, DiffArgs> = {
   handler: async (args: ArgumentsCamelCase<DiffArgs>) => {
     const store = await openStore(args);
     const record = await findContainer(store, args.container);
-    const lowers = await lowerDirs(store, await imageOf(store, record));
+    const lowers = await layerStack(store, await imageOf(store, record));
     const changes = await computeChanges(lowers, record.upper);
     if (args.format === 'json') process.stdout.write(JSON.stringify(changes, null, 2) + '\n');
     else process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));

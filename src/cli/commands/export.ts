@@ -2,7 +2,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { exportRootfs } from '../../image/export.js';
 import { saveImage } from '../../image/save.js';
-import { findContainer, imageOf, lowerDirs } from '../container-lookup.js';
+import { layerStack } from '../../image/layers.js';
+import { findContainer, imageOf } from '../container-lookup.js';
 import { findLocalImage } from '../image-lookup.js';
 import { writeOutput } from '../output-file.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
@@ -31,7 +32,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
     // Leased first, so no eviction removes a layer while it is being read.
     const lease = await store.leases.create({ diffIds: image.layers.map((l) => l.diffId), image: image.digest, purpose: `export ${args.source}` });
     try {
-      const lowers = await lowerDirs(store, image);
+      const lowers = await layerStack(store, image);
       await writeOutput(args.file, (out) => exportRootfs(lowers, upper, out));
     } finally {
       await lease.release();
