@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+bash scripts/open-checkout-to-nobody.sh
 npm run typecheck
 bash scripts/run-tests.sh
