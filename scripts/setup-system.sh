@@ -4,12 +4,14 @@
 #   build   : libfuse-dev, pkg-config (fuse-native is rebuilt from source with our patch)
 #   tests   : attr (getfattr/setfattr), fuse-overlayfs (benchmark peer, reference mount program),
 #             busybox-static (sample image); with LAYERFS_TEST_PACKAGES=1 also a registry, skopeo,
-#             umoci and buildah (the real client of the mount program, test/e2e/mount-program.test.ts)
+#             umoci, buildah and podman with runc (the real clients of the mount program,
+#             test/e2e/mount-program.test.ts and podman-mount-program.test.ts; crun cannot run
+#             containers on a hybrid cgroup host, see docs/mount-program.md)
 set -euo pipefail
 
 packages=(fuse3 libfuse2 libfuse-dev pkg-config attr fuse-overlayfs busybox-static python3 make g++)
 if [[ "${LAYERFS_TEST_PACKAGES:-0}" == 1 ]]; then
-  packages+=(docker-registry apache2-utils openssl skopeo umoci buildah)
+  packages+=(docker-registry apache2-utils openssl skopeo umoci buildah podman runc)
 fi
 
 missing=()
