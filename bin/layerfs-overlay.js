@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // containers/storage's overlay mount_program (docs/mount-program.md).
-import { runOverlayProgram } from '../dist/cli/overlay-program.js';
+import { runOverlayProgram } from '../dist/bundle/layerfs-overlay.js';
 
 await runOverlayProgram();

@@ -11,7 +11,8 @@
         "src/mknod.c",
         "src/lock.c",
         "src/rename.c",
-        "src/times.c"
+        "src/times.c",
+        "src/fd.c"
       ],
       "defines": [
         "NAPI_VERSION=8",

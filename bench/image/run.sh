@@ -93,7 +93,8 @@ cleanup() {
   for pid in "${daemons[@]}"; do
     # A daemon still alive 10 s after its unmount is ended; only pids this run recorded.
     for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && grep -qF "$store" "/proc/$pid/cmdline" 2>/dev/null && { log "ending daemon $pid"; kill "$pid"; }
+    # A pid reused meanwhile is left alone: ours are a mount daemon, or the CLI serving this store.
+    alive "$pid" && grep -qE "daemon\.js|$store" "/proc/$pid/cmdline" 2>/dev/null && { log "ending daemon $pid"; kill "$pid"; }
   done
   local name
   for name in "${containers[@]}"; do node "$cli" rm --root "$store" "$name" >/dev/null 2>&1; done

@@ -13,5 +13,6 @@ bool lf_init_mknod(napi_env env, napi_value exports, napi_value constants);  /* 
 bool lf_init_lock(napi_env env, napi_value exports, napi_value constants);   /* lock.c */
 bool lf_init_rename(napi_env env, napi_value exports, napi_value constants); /* rename.c */
 bool lf_init_times(napi_env env, napi_value exports, napi_value constants);  /* times.c */
+bool lf_init_fd(napi_env env, napi_value exports, napi_value constants);     /* fd.c */
 
 #endif /* LAYERFS_EXPORTS_H */

@@ -1,6 +1,6 @@
 /*
  * layerfs_native: syscalls Node's fs module does not expose (xattrs,
- * mknod with device numbers, renameat2, nanosecond lutimens, flock).
+ * mknod with device numbers, renameat2, nanosecond lutimens, flock, dup2).
  * This file only wires the per-concern modules together.
  */
 #include <node_api.h>
@@ -15,7 +15,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       !lf_init_mknod(env, exports, constants) ||
       !lf_init_rename(env, exports, constants) ||
       !lf_init_times(env, exports, constants) ||
-      !lf_init_lock(env, exports, constants)) {
+      !lf_init_lock(env, exports, constants) ||
+      !lf_init_fd(env, exports, constants)) {
     return NULL;
   }
   LF_CALL(env, napi_object_freeze(env, constants));

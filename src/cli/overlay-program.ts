@@ -16,10 +16,9 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { type LogLevel, log, setLogLevel } from '../log.js';
-import { notifyParent, startDaemon } from '../mount/background.js';
+import { log, setLogLevel } from '../log.js';
+import { spawnDaemon } from '../mount/background.js';
 import { RunDir, defaultRunDir } from '../mount/run-dir.js';
-import { serveUnion } from '../mount/serve.js';
 import { describeError } from './error-report.js';
 
 export const PROGRAM = 'layerfs-overlay';
@@ -242,38 +241,25 @@ function version(): string {
   return (require('../../package.json') as { version: string }).version;
 }
 
-async function mount(request: OverlayMountRequest, argv: readonly string[]): Promise<void> {
-  const daemon = process.env.LAYERFS_DAEMON === '1';
-  const level: LogLevel = request.debug || process.env.LAYERFS_LOG === 'debug' ? 'debug' : daemon ? 'info' : 'warn';
-  setLogLevel(level);
+async function mount(request: OverlayMountRequest): Promise<void> {
+  setLogLevel(request.debug || process.env.LAYERFS_LOG === 'debug' ? 'debug' : 'warn');
   for (const option of request.ignored) log.debug(`ignoring option ${option}`);
 
   const mountpoint = resolve(request.mountpoint);
   const runDir = new RunDir(process.env.LAYERFS_RUN_DIR || defaultRunDir(process.env, process.getuid?.() ?? 0));
+  const stack = {
+    lowers: request.lowers.map((dir) => resolve(dir)),
+    upper: request.upper === undefined ? undefined : resolve(request.upper),
+    workdir: request.workdir === undefined ? undefined : resolve(request.workdir),
+  };
   if (!request.foreground) {
-    // The daemon is this same command with -f; it reports "ready" (or its error) before we exit.
-    await startDaemon([process.argv[1]!, ...argv, '-f'], runDir.logPath(mountpoint));
+    // Like fuse-overlayfs, return once the mount is ready; a daemon serves it from then on.
+    const serveRequest = { kind: 'union', stack, upperFormat: 'overlay', mountpoint, runDir: runDir.root, debug: request.debug, cacheTimeout: request.cacheTimeout } as const;
+    await spawnDaemon().serve(serveRequest);
     return;
   }
-  try {
-    await serveUnion({
-      stack: {
-        lowers: request.lowers.map((dir) => resolve(dir)),
-        upper: request.upper === undefined ? undefined : resolve(request.upper),
-        workdir: request.workdir === undefined ? undefined : resolve(request.workdir),
-      },
-      mountpoint,
-      runDir,
-      debug: request.debug,
-      cacheTimeout: request.cacheTimeout,
-      upperFormat: 'overlay',
-      logFile: daemon ? runDir.logPath(mountpoint) : undefined,
-      onReady: (mp) => notifyParent({ type: 'ready', mountpoint: mp }),
-    });
-  } catch (err) {
-    notifyParent({ type: 'error', message: err instanceof Error ? err.message : String(err) });
-    throw err;
-  }
+  const { serveUnion } = await import('../mount/serve.js');
+  await serveUnion({ stack, mountpoint, runDir, debug: request.debug, cacheTimeout: request.cacheTimeout, upperFormat: 'overlay' });
 }
 
 /** The program: parses `argv` (default: this process's), mounts, reports errors in one line. */
@@ -288,7 +274,7 @@ export async function runOverlayProgram(argv: readonly string[] = process.argv.s
       process.stdout.write(`${PROGRAM} (layerfs) ${version()}\n`);
       return;
     }
-    await mount(command.request, argv);
+    await mount(command.request);
   } catch (err) {
     const report = describeError(err);
     process.stderr.write(`${PROGRAM}: ${report.message.replace(/\s*\n\s*/g, ' ')}\n`);

@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import type { Digest } from '../oci/digest.js';
 import type { PullEvent } from '../pull/pull.js';
 import { humanSize } from './format.js';
@@ -98,7 +99,9 @@ class BarProgress implements PullProgress {
   readonly #layers = new Map<Digest, BarEntry>();
 
   constructor(out: NodeJS.WriteStream) {
-    this.#bars = new cliProgress.MultiBar(
+    // Loaded only when bars are drawn: most runs (a cached mount, logs, CI) never need it.
+    const bars = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
+    this.#bars = new bars.MultiBar(
       {
         stream: out,
         format: '{layer} [{bar}] {state} {done}/{size} {speed} ETA {eta_formatted}',
@@ -108,7 +111,7 @@ class BarProgress implements PullProgress {
         stopOnComplete: false,
         etaBuffer: 50,
       },
-      cliProgress.Presets.legacy,
+      bars.Presets.legacy,
     );
   }
 

@@ -17,8 +17,10 @@ import type { Extract, Header } from 'tar-stream';
 import { LayerError } from './errors.js';
 import { interpretPax, mergePax, parsePaxRecords, type PaxOverrides, type PaxSparse } from './pax.js';
 
-const require = createRequire(import.meta.url);
-const tarStream = require('tar-stream') as typeof import('tar-stream');
+// Required on first use, not at import: the mount daemon imports this module's callers but
+// rarely extracts anything.
+let tarStream: typeof import('tar-stream') | undefined;
+const loadTarStream = (): typeof import('tar-stream') => (tarStream ??= createRequire(import.meta.url)('tar-stream') as typeof import('tar-stream'));
 
 /**
  * Largest PAX or GNU long-name body accepted (bytes), as Go's archive/tar (used by Docker and
@@ -79,7 +81,7 @@ export class TarReader {
   #global: PaxOverrides | undefined;
 
   constructor() {
-    this.#extract = tarStream.extract({ filenameEncoding: 'latin1' } as never);
+    this.#extract = loadTarStream().extract({ filenameEncoding: 'latin1' } as never);
     const internals = this.#extract as unknown as ExtractInternals;
     assertTarStreamShape(internals);
     const original = internals._decodeLongHeader;

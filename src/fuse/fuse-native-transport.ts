@@ -8,6 +8,11 @@ import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } fr
 
 const require = createRequire(import.meta.url);
 
+/** fuse-native and its libfuse (tens of ms): loaded on first use, or ahead of it by `preload`. */
+export function loadFuseNative(): FuseConstructor {
+  return require('fuse-native') as FuseConstructor;
+}
+
 /**
  * The fuse-native transport (libfuse 2, path API), patched at install (patches/): this module is
  * the only one that imports it. It only translates: paths become inode numbers through
@@ -16,7 +21,7 @@ const require = createRequire(import.meta.url);
  * Handlers finish with the kernel's buffers before calling back: fuse-native detaches them then.
  */
 export const mountWithFuseNative: Transport = async (fs, mountpoint, options) => {
-  const Fuse = require('fuse-native') as FuseConstructor;
+  const Fuse = loadFuseNative();
   const paths = new PathResolver(fs);
   let instance: FuseInstance | undefined;
   // The caller's credentials are only readable synchronously inside a handler.
@@ -43,10 +48,13 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
+    cacheListings: true, // dropped on every change (fs.onChange below)
     options: mountOptions(options),
     onSessionEnd: () => sessionEnded(),
   } satisfies FuseOptions);
   instance = fuse;
+  // Listings the binding answers readdirs from (without a trip here) are dropped on any change.
+  fs.onChange(() => fuse.invalidateListings());
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   return {
     ended,

@@ -233,6 +233,11 @@ export interface FuseOptions {
   nullpathOk?: boolean;
   /** Do not compute paths for file-handle ops at all (libfuse flag_nopath). */
   nopath?: boolean;
+  /**
+   * Keep each listing `readdir` gives (with stats) in the binding and answer later readdirs of
+   * that path from it, without calling the handler, until `invalidateListings()` (patched).
+   */
+  cacheListings?: boolean;
   /** Called when the FUSE session ends (unmounted by us or externally); no more ops. */
   onSessionEnd?: () => void;
   /** Receives errors thrown synchronously by handlers (they are answered EIO). */
@@ -335,6 +340,8 @@ export interface FuseInstance {
    * Error with a negative `errno` and its `code`: ENOTCONN when not mounted (before
    * mount's callback, after unmount() or the session's end).
    */
+  /** Every listing the binding's readdir cache keeps is stale from now on (patched). */
+  invalidateListings(): void;
   invalidateEntry(name: string | Buffer, cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
   /** 'ENOENT' -> -2 (unknown -> -1). */
   errno(code: string): number;

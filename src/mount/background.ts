@@ -1,57 +1,125 @@
-import { spawn } from 'node:child_process';
-import { openSync, mkdirSync, closeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
+import type { DaemonMessage, DaemonRequest } from './daemon-request.js';
+import { RunDir } from './run-dir.js';
 
-/** Messages from a daemon to the process that started it. */
-export type DaemonMessage = { type: 'ready'; mountpoint: string } | { type: 'error'; message: string };
+export type { DaemonMessage } from './daemon-request.js';
 
-/**
- * Starts `argv` (the same command with --foreground) as a detached daemon and resolves once it
- * reports the mount ready, as fuse-overlayfs does; the daemon's stderr goes to `logFile`.
- */
-export async function startDaemon(argv: string[], logFile: string, timeoutMs = 60_000): Promise<string> {
-  mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
-  const log = openSync(logFile, 'a', 0o600);
-  // A small young generation: the daemon keeps one long-lived node per name it has seen, and
-  // V8's default semi-spaces cost ~20 MiB of RSS on a large image for no measurable speed.
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', ...argv], {
-    detached: true,
-    stdio: ['ignore', 'ignore', log, 'ipc'],
-    env: { ...process.env, LAYERFS_DAEMON: '1' },
-  });
-  closeSync(log);
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGTERM');
-        reject(new UserError(`the mount daemon did not become ready within ${timeoutMs / 1000} s; see ${logFile}`));
-      }, timeoutMs);
-      child.once('message', (message: DaemonMessage) => {
-        clearTimeout(timer);
-        if (message.type === 'ready') resolve(message.mountpoint);
-        else reject(new UserError(message.message));
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new UserError(`the mount daemon exited (${signal ?? `code ${code}`}) before the mount was ready; see ${logFile}`));
-      });
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new UserError(`cannot start the mount daemon: ${err.message}`));
-      });
-    });
-  } finally {
-    child.removeAllListeners();
-    if (child.connected) child.disconnect();
-    child.unref();
-  }
+/** A mount daemon that has been started and waits for what to serve. */
+export interface PendingDaemon {
+  /** Sends the request; resolves with the mountpoint once the daemon reports the mount ready. */
+  serve(request: DaemonRequest, timeoutMs?: number): Promise<string>;
+  /** The caller gave up before sending a request: the daemon exits without doing anything. */
+  cancel(): void;
 }
 
-/** In a daemon: tells the parent how the mount went (no-op when running in the foreground). */
-export function notifyParent(message: DaemonMessage): void {
-  if (process.send === undefined || !process.connected) return;
-  process.send(message, () => {
-    if (process.connected) process.disconnect();
+/** What a daemon wrote to stderr before it moved stderr to its log: kept for error messages. */
+const MAX_EARLY_OUTPUT = 16 * 1024;
+
+/**
+ * Starts a mount daemon (src/mount/daemon.ts), detached. It is started before the caller knows
+ * what to mount, so that Node's start-up and the loading of the serving code overlap with the
+ * caller's own work (parsing arguments, finding the image, preparing the writable layer); a mount
+ * of a cached image is then ready in about the time of one process start instead of two. Until it
+ * gets a request its stderr comes here (it points stderr at the mount's log when it does), and a
+ * caller that exits without sending one ends it: the daemon leaves when its IPC channel closes.
+ */
+export function spawnDaemon(): PendingDaemon {
+  const [entry, loader] = daemonEntry();
+  // A small young generation: the daemon keeps one long-lived node per name it has seen, and
+  // V8's default semi-spaces cost ~20 MiB of RSS on a large image for no measurable speed.
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', ...loader, entry], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
+  // Nothing here may keep the caller alive: it may fail and exit before it ever sends a request.
+  child.unref();
+  child.channel?.unref();
+  let early = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    early = (early + text).slice(-MAX_EARLY_OUTPUT);
+  });
+  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+
+  const exited = new Promise<string>((resolve) => {
+    child.once('error', (err) => resolve(`cannot start the mount daemon: ${err.message}`));
+    child.once('exit', (code, signal) => resolve(`the mount daemon exited (${signal ?? `code ${code}`}) before the mount was ready`));
+  });
+  const listening = waitForMessage(child, 'listening');
+  const release = () => {
+    child.removeAllListeners();
+    child.stderr?.destroy();
+    if (child.connected) child.disconnect();
+  };
+  return {
+    async serve(request, timeoutMs = 60_000) {
+      const logFile = new RunDir(request.runDir).logPath(request.mountpoint);
+      const failure = (what: string) => new UserError(`${what}${early.trim() === '' ? '' : `:\n${early.trim()}`}\n(see ${logFile})`);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await new Promise<string>((resolve, reject) => {
+          timer = setTimeout(() => {
+            child.kill('SIGTERM');
+            reject(failure(`the mount daemon did not become ready within ${timeoutMs / 1000} s`));
+          }, timeoutMs);
+          void exited.then((why) => reject(failure(why)));
+          child.on('message', (message: DaemonMessage) => {
+            if (message.type === 'ready') resolve(message.mountpoint);
+            else if (message.type === 'error') reject(new UserError(message.message));
+          });
+          void listening.then(() => {
+            if (!child.connected) return;
+            child.send(request, (err) => {
+              if (err !== null) reject(failure(`cannot reach the mount daemon: ${err.message}`));
+            });
+          });
+        });
+      } finally {
+        clearTimeout(timer);
+        release();
+      }
+    },
+    cancel: release,
+  };
+}
+
+function waitForMessage(child: ChildProcess, type: DaemonMessage['type']): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onMessage = (message: DaemonMessage) => {
+      if (message.type !== type) return;
+      child.off('message', onMessage);
+      resolve();
+    };
+    child.on('message', onMessage);
+  });
+}
+
+/**
+ * The daemon's script and the Node flags it needs: next to this module in the bundle and in
+ * tsc's output (`daemon.js`); from the TypeScript sources (tests run through tsx) with tsx's loader.
+ */
+function daemonEntry(): [string, string[]] {
+  const fromSources = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSources ? './daemon.ts' : './daemon.js', import.meta.url));
+  return [entry, fromSources ? ['--import', 'tsx'] : []];
+}
+
+let prestarted: PendingDaemon | undefined;
+
+/**
+ * Starts the daemon for a command line that will need one, before the rest of the program is
+ * even loaded; `takePrestartedDaemon` hands it to the command. A guess that turns out wrong
+ * costs one idle process that leaves when this one does.
+ */
+export function prestartDaemon(): void {
+  prestarted ??= spawnDaemon();
+}
+
+/** The daemon `prestartDaemon` started, if any (once): the caller serves or cancels it. */
+export function takePrestartedDaemon(): PendingDaemon | undefined {
+  const daemon = prestarted;
+  prestarted = undefined;
+  return daemon;
 }

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
-import { mountWithFuseNative } from '../fuse/fuse-native-transport.js';
+import { loadFuseNative, mountWithFuseNative } from '../fuse/fuse-native-transport.js';
 import type { Mounted } from '../fuse/transport.js';
 import { createUnionFs } from '../union/union-fs.js';
 import type { UpperFormat } from '../union/upper-writer.js';
@@ -26,6 +26,11 @@ export interface ServeOptions {
   container?: string;
   /** Called once the mount is ready to use (the background parent waits for it). */
   onReady?: (mountpoint: string) => void;
+}
+
+/** Loads what mounting needs before it is needed (a daemon does it while it waits for a request). */
+export function preloadServing(): void {
+  loadFuseNative();
 }
 
 /**

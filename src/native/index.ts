@@ -78,6 +78,7 @@ interface Binding {
   futimensSync(fd: number, atime: Timespec, mtime: Timespec): void;
   flock(fd: number, operation: number): Promise<void>;
   flockSync(fd: number, operation: number): void;
+  dup2Sync(oldfd: number, newfd: number): void;
   constants: NativeConstants;
 }
 
@@ -245,6 +246,13 @@ export async function flock(fd: number, operation: number): Promise<void> {
 }
 export function flockSync(fd: number, operation: number): void {
   binding.flockSync(fd, operation);
+}
+
+// ---- file descriptors ------------------------------------------------------------
+
+/** dup2(2): makes `newfd` refer to what `oldfd` does (the daemon moves its stderr to its log). */
+export function dup2Sync(oldfd: number, newfd: number): void {
+  binding.dup2Sync(oldfd, newfd);
 }
 
 // ---- timestamps ----------------------------------------------------------------

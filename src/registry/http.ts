@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { log } from '../log.js';
 import { RegistryError } from './errors.js';
 
@@ -36,17 +36,30 @@ export interface HttpOptions {
 const MAX_REDIRECTS = 10;
 
 export class HttpTransport {
-  readonly #agent: Agent;
+  readonly #options: HttpOptions;
+  // undici is loaded on the first request: commands that end up not using the network (a mount
+  // of a cached image) should not pay for loading it at start-up.
+  #undici: Promise<{ agent: Agent; request: typeof import('undici').request }> | undefined;
 
   constructor(options: HttpOptions = {}) {
-    const stall = options.stallTimeoutMs ?? 30_000;
-    this.#agent = new Agent({
-      headersTimeout: stall,
-      bodyTimeout: stall,
-      connect: { timeout: stall },
-      connections: options.connections ?? 8,
-      keepAliveTimeout: 10_000,
+    this.#options = options;
+  }
+
+  #client(): Promise<{ agent: Agent; request: typeof import('undici').request }> {
+    this.#undici ??= import('undici').then((loaded) => {
+      // A CommonJS package: Node gives named exports and `default`, a bundle only `default`.
+      const { Agent, request } = (loaded.default as typeof loaded.default | undefined) ?? loaded;
+      const stall = this.#options.stallTimeoutMs ?? 30_000;
+      const agent = new Agent({
+        headersTimeout: stall,
+        bodyTimeout: stall,
+        connect: { timeout: stall },
+        connections: this.#options.connections ?? 8,
+        keepAliveTimeout: 10_000,
+      });
+      return { agent, request };
     });
+    return this.#undici;
   }
 
   /**
@@ -54,6 +67,7 @@ export class HttpTransport {
    * to resend its body). `Authorization` goes only to the origin of the first URL.
    */
   async send(req: HttpRequest): Promise<HttpResponse> {
+    const { agent, request } = await this.#client();
     let url = req.url;
     const origin = new URL(url).origin;
     for (let hop = 0; ; hop++) {
@@ -61,7 +75,7 @@ export class HttpTransport {
       const headers = sameOrigin ? req.headers : withoutAuthorization(req.headers);
       let response: Dispatcher.ResponseData;
       try {
-        response = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.#agent });
+        response = await request(url, { method: req.method, headers, body: req.body, dispatcher: agent });
       } catch (err) {
         throw networkError(err, req.method, url);
       }
@@ -87,7 +101,7 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close();
+    if (this.#undici !== undefined) await (await this.#undici).agent.close();
   }
 }
 

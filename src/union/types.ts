@@ -133,8 +133,14 @@ export interface UnionFs {
   namesOf(ino: Ino): string[];
   /** Forgets a node that the transport no longer references (no-op for nodes still in use). */
   forget(ino: Ino): void;
-  /** Releases every handle and host resource. */
+  /**
+   * Calls `listener` when a change to the tree begins and again when it has ended (failed or
+   * not), both times while the change holds the tree exclusively: whoever keeps what the tree
+   * looked like (a transport's cache of listings) knows to drop it.
+   */
+  onChange(listener: () => void): void;
   /** Holds all changes until the returned function is called (a consistent upper for commit). */
   freeze(): Promise<() => void>;
+  /** Releases every handle and host resource. */
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import { FsError, isErrno } from '../errors.js';
+import { log } from '../log.js';
 import * as native from '../native/index.js';
 import { isPrivateXattr, isReservedName, whiteoutName } from '../oci/whiteout.js';
 import { checkAccess, toAttr } from './attr.js';
@@ -68,6 +69,7 @@ export class UnionEngine implements UnionFs {
   readonly #writer: UpperWriter | undefined;
   readonly #handles = new HandleTable();
   readonly #lock = new RwLock();
+  readonly #changeListeners: Array<() => void> = [];
   readonly #layers: LayerDir[];
   /** Data writes in progress, and the gate they wait at while the upper is frozen. */
   #writesInFlight = 0;
@@ -632,6 +634,10 @@ export class UnionEngine implements UnionFs {
     }
   }
 
+  onChange(listener: () => void): void {
+    this.#changeListeners.push(listener);
+  }
+
   async close(): Promise<void> {
     for (const file of this.#handles.all()) await closeFd(file.fd).catch(() => undefined);
     for (const layer of this.#layers) layer.close();
@@ -659,7 +665,24 @@ export class UnionEngine implements UnionFs {
   #mutate<T>(syscall: string, fn: (writer: UpperWriter) => Promise<T>): Promise<T> {
     const writer = this.#writer;
     if (writer === undefined) return Promise.reject(new FsError('EROFS', syscall));
-    return this.#lock.write(() => fn(writer));
+    return this.#lock.write(async () => {
+      this.#changed();
+      try {
+        return await fn(writer);
+      } finally {
+        this.#changed();
+      }
+    });
+  }
+
+  #changed(): void {
+    for (const listener of this.#changeListeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error('change listener failed', { err });
+      }
+    }
   }
 }
 

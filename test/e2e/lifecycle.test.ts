@@ -3,6 +3,7 @@
 // giving a clear message, a non-zero exit and no mount left behind.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -30,6 +31,26 @@ async function layerfs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Res
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/** Pids of mount daemons (dist/bundle/daemon.js) running now, waiting or serving. */
+function daemonPids(): Set<number> {
+  const pids = new Set<number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.endsWith('/daemon.js'))) pids.add(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Waits until no daemon is running that was not running in `before`. */
+async function noNewDaemons(before: Set<number>): Promise<void> {
+  await waitFor(() => [...daemonPids()].every((pid) => before.has(pid)), 'the mount daemon started for a failed command to exit', 10_000);
 }
 
 describe('mount lifecycle through the CLI', () => {
@@ -161,6 +182,24 @@ describe('mount lifecycle through the CLI', () => {
       const mp = await freshMountpoint('err-overlap');
       await expectFailure(['mount', '--run-dir', runDir, '--lower', lower, root], /overlap|not empty/);
       assert.ok(!isMounted(mp));
+    });
+    it('an argument error found after the daemon was started leaves no daemon behind', async () => {
+      const mp = await freshMountpoint('err-late-args');
+      const before = daemonPids();
+      // `mount` without --foreground starts its daemon before the arguments are parsed.
+      await expectFailure(['mount', '--run-dir', runDir, '--lower', lower, mp, '--bogus-option'], /bogus-option/, mp);
+      await noNewDaemons(before);
+    });
+    it('an unknown image leaves no daemon behind', async () => {
+      const mp = await freshMountpoint('err-unknown-image');
+      const before = daemonPids();
+      await expectFailure(['mount', '--run-dir', runDir, '--root', join(root, 'empty-store'), 'oci:' + join(root, 'no-such-layout'), mp], /no-such-layout/, mp);
+      await noNewDaemons(before);
+    });
+    it('a failure inside the daemon is reported by the command, and the daemon exits', async () => {
+      const before = daemonPids();
+      await expectFailure(['mount', '--run-dir', runDir, '--lower', join(root, 'nope'), await freshMountpoint('err-daemon')], /lower directory .*nope does not exist/);
+      await noNewDaemons(before);
     });
     it('missing arguments', async () => {
       await expectFailure(['mount', join(root, 'x')], /lower/);

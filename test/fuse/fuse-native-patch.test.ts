@@ -307,11 +307,12 @@ describe('options and stat encoding (no mount)', () => {
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
   });
 
-  test('PATCH_VERSION 2: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 2);
+  test('PATCH_VERSION 3: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 3);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 2);
+    assert.equal(binding.layerfs_patch_version, 3);
     assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
+    assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
   });
 
   test('invalidateEntry: bad names throw a TypeError; unmounted gives ENOTCONN in the callback', async () => {
@@ -824,6 +825,61 @@ describe('invalidateEntry: kernel dentry invalidation in the root directory (ent
     const r = await withTimeout(invalReply, STEP_TIMEOUT, 'invalidation');
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.ok((r.ms ?? 0) >= 1000, `waited for the lookup (${r.ms} ms)`);
+  });
+});
+
+describe('cacheListings: readdirs answered by the binding until invalidateListings()', () => {
+  const readdirs = async (s: Server, path: string) => (await s.log()).filter((e) => e.op === 'readdir' && e.path === path).length;
+  const inodes = async (dir: string) => {
+    // The inode numbers readdir gave (d_ino), read without a stat (Node's Dirent has none).
+    const out = await runOk('python3', ['-c', 'import os, sys\nfor e in os.scandir(sys.argv[1]): print(e.inode(), e.name)', dir]);
+    return new Map(out.trim().split('\n').map((line) => line.trim().split(/\s+/)).map(([ino, name]) => [name!, Number(ino)]));
+  };
+
+  test('the second listing of a directory does not reach the handler, and is the same', async () => {
+    const s = await mountOrFail('listings', { cacheListings: true, useIno: true });
+    try {
+      const first = await fsp.readdir(s.mnt);
+      const firstInodes = await inodes(s.mnt);
+      await s.clearLog();
+      for (let i = 0; i < 3; i++) assert.deepEqual(await fsp.readdir(s.mnt), first);
+      assert.deepEqual(await inodes(s.mnt), firstInodes, 'names and inode numbers as the handler gave them');
+      assert.equal(firstInodes.get('hi-ino'), HI_INO, '64-bit inode numbers kept');
+      assert.equal(await readdirs(s, '/'), 0, 'served by the binding');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a change shows only after invalidateListings(), and then the handler is asked again', async () => {
+    const s = await mountOrFail('listings-inval', { cacheListings: true });
+    try {
+      const before = await fsp.readdir(s.mnt);
+      assert.ok(!before.includes('added'));
+      assert.deepEqual(await s.request('addFile', { path: '/added', text: 'x' }), { ok: true });
+      assert.deepEqual(await fsp.readdir(s.mnt), before, 'the kept listing, until told');
+      await s.clearLog();
+      assert.deepEqual(await s.request('invalidateListings'), { ok: true });
+      assert.ok((await fsp.readdir(s.mnt)).includes('added'), 'listed after invalidateListings()');
+      assert.equal(await readdirs(s, '/'), 1, 'asked the handler once');
+      await fsp.readdir(s.mnt);
+      assert.equal(await readdirs(s, '/'), 1, 'and kept the new listing');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('without the option every readdir reaches the handler', async () => {
+    const s = await mountOrFail('listings-off', {});
+    try {
+      await fsp.readdir(s.mnt);
+      await s.clearLog();
+      await fsp.readdir(s.mnt);
+      await fsp.readdir(s.mnt);
+      assert.equal(await readdirs(s, '/'), 2);
+    } finally {
+      await s.stop();
+    }
   });
 });
 

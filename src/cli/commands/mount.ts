@@ -1,18 +1,13 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
-import { serveImage } from '../../image/mount-image.js';
 import { setLogLevel } from '../../log.js';
-import { notifyParent, startDaemon } from '../../mount/background.js';
+import { type PendingDaemon, spawnDaemon, takePrestartedDaemon } from '../../mount/background.js';
 import { RunDir, defaultRunDir } from '../../mount/run-dir.js';
-import { serveUnion } from '../../mount/serve.js';
-import { pullImage } from '../../pull/pull.js';
 import { type PlatformSpec, hostPlatform, parsePlatform, platformMatches } from '../../registry/platform.js';
-import { openSource } from '../../source/open.js';
 import type { Store, StoredImage } from '../../store/store.js';
 import { findLocalImage } from '../image-lookup.js';
-import { pullProgress } from '../pull-progress.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface MountArgs extends StoreArgs, RegistryArgs {
@@ -56,57 +51,78 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       ),
     ) as unknown as Argv<MountArgs>,
   handler: async (args: ArgumentsCamelCase<MountArgs>) => {
-    if (!Number.isFinite(args.cacheTimeout) || args.cacheTimeout < 0) throw new UserError('--cache-timeout must be a number of seconds >= 0', { exitCode: 2 });
-    const runDir = new RunDir(args.runDir ?? defaultRunDir(process.env, process.getuid?.() ?? 0));
-    if (args.lower !== undefined) return mountDirectories(args, runDir);
-    return mountImage(args, runDir);
+    // Started by main.ts before the arguments were parsed; this command serves it or lets it go.
+    const prestarted = takePrestartedDaemon();
+    const daemon = args.foreground ? undefined : (prestarted ?? spawnDaemon());
+    if (args.foreground) prestarted?.cancel();
+    try {
+      if (!Number.isFinite(args.cacheTimeout) || args.cacheTimeout < 0) throw new UserError('--cache-timeout must be a number of seconds >= 0', { exitCode: 2 });
+      const runDir = new RunDir(args.runDir ?? defaultRunDir(process.env, process.getuid?.() ?? 0));
+      if (args.lower !== undefined) return await mountDirectories(args, runDir, daemon);
+      return await mountImage(args, runDir, daemon);
+    } catch (err) {
+      daemon?.cancel();
+      throw err;
+    }
   },
 };
 
-async function mountDirectories(args: MountArgs, runDir: RunDir): Promise<void> {
+async function mountDirectories(args: MountArgs, runDir: RunDir, daemon: PendingDaemon | undefined): Promise<void> {
   if (args.mountpoint !== undefined) throw new UserError('with --lower, give only the mountpoint (the layers are the --lower directories)', { exitCode: 2 });
   for (const option of ['name', 'platform'] as const) {
     if (args[option] !== undefined) throw new UserError(`--${option} is for image mounts, not --lower`, { exitCode: 2 });
   }
   const mountpoint = resolve(args.target);
-  const lowers = args.lower!.split(':').filter((dir) => dir !== '');
-  if (!args.foreground) {
-    await startDaemon([process.argv[1]!, ...process.argv.slice(2), '--foreground'], runDir.logPath(mountpoint));
+  const stack = {
+    lowers: args.lower!.split(':').filter((dir) => dir !== '').map((dir) => resolve(dir)),
+    upper: args.upper === undefined ? undefined : resolve(args.upper),
+    workdir: args.workdir === undefined ? undefined : resolve(args.workdir),
+  };
+  if (daemon !== undefined) {
+    await daemon.serve({ kind: 'union', stack, upperFormat: 'oci', mountpoint, runDir: runDir.root, debug: args.debug, cacheTimeout: args.cacheTimeout });
     return;
   }
-  await serveInForeground(args, runDir, mountpoint, (onReady, logFile) =>
-    serveUnion({ stack: { lowers, upper: args.upper, workdir: args.workdir }, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, logFile, onReady }),
-  );
+  setLogLevel(args.debug ? 'debug' : 'warn');
+  const { serveUnion } = await import('../../mount/serve.js');
+  await serveUnion({ stack, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout });
 }
 
-async function mountImage(args: MountArgs, runDir: RunDir): Promise<void> {
+async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon | undefined): Promise<void> {
   if (args.mountpoint === undefined) throw new UserError('name the mountpoint: layerfs mount IMAGE MOUNTPOINT (or --lower DIRS MOUNTPOINT)', { exitCode: 2 });
   if (args.readOnly && (args.name !== undefined || args.upper !== undefined || args.rm)) {
     throw new UserError('--read-only mounts have no writable layer: drop --name, --upper and --rm', { exitCode: 2 });
   }
   if (args.workdir !== undefined) throw new UserError('--workdir is for --lower mounts; an image\'s writable layer has its own', { exitCode: 2 });
   const mountpoint = resolve(args.mountpoint);
-  const store = await openStore(args);
-  const image = await localOrPulled(store, args);
-  const container = args.readOnly ? undefined : await writableLayer(store, image, args);
-
-  if (!args.foreground) {
-    // The daemon mounts the writable layer prepared here (by name), so nothing is pulled twice.
-    const argv = [process.argv[1]!, ...process.argv.slice(2), '--foreground', '--quiet'];
-    if (container !== undefined && args.name === undefined) argv.push('--name', container);
-    try {
-      await startDaemon(argv, runDir.logPath(mountpoint));
-    } catch (err) {
-      // A layer made for this mount alone must not outlive its failure.
-      if (container !== undefined && args.name === undefined) await store.containers.remove(container).catch(() => undefined);
-      throw err;
+  let store: Store | undefined;
+  let madeHere: string | undefined;
+  try {
+    store = await openStore(args);
+    const image = await localOrPulled(store, args);
+    const container = args.readOnly ? undefined : await writableLayer(store, image, args);
+    if (container !== undefined && args.name === undefined) madeHere = container;
+    if (daemon === undefined) {
+      setLogLevel(args.debug ? 'debug' : 'warn');
+      const { serveImage } = await import('../../image/mount-image.js');
+      await serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout });
+      return;
     }
+    await daemon.serve({
+      kind: 'image',
+      storeRoot: resolve(store.paths.root),
+      image: { digest: image.digest, refs: image.refs },
+      container,
+      mountpoint,
+      runDir: runDir.root,
+      debug: args.debug,
+      cacheTimeout: args.cacheTimeout,
+    });
     if (container !== undefined) process.stdout.write(`${container}\n`);
-    return;
+  } catch (err) {
+    // A layer made for this mount alone must not outlive its failure.
+    if (daemon !== undefined && madeHere !== undefined) await store?.containers.remove(madeHere).catch(() => undefined);
+    throw err;
   }
-  await serveInForeground(args, runDir, mountpoint, (onReady, logFile) =>
-    serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, logFile, onReady }),
-  );
 }
 
 /** The image from the store, pulled first if the store does not have it. */
@@ -115,6 +131,13 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   // A name pulled for another platform than the one asked for is pulled again for that one.
   const wanted = args.platform === undefined ? undefined : parsePlatform(args.platform);
   if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
+  // Loaded only when a pull is needed: a mount of a cached image should not pay for it.
+  const [{ sourceContext }, { openSource }, { pullProgress }, { pullImage }] = await Promise.all([
+    import('../registry-option.js'),
+    import('../../source/open.js'),
+    import('../pull-progress.js'),
+    import('../../pull/pull.js'),
+  ]);
   const context = await sourceContext(args);
   const opened = await openSource(args.target, context);
   const progress = pullProgress(process.stderr, args.quiet);
@@ -154,20 +177,4 @@ async function writableLayer(store: Store, image: StoredImage, args: MountArgs):
   const name = args.name ?? (await store.containers.freshName());
   await store.containers.create({ name, image: { ref: image.refs[0] ?? args.target, digest: image.digest }, upper: args.upper === undefined ? undefined : resolve(args.upper), removeOnUnmount: args.rm });
   return name;
-}
-
-/** Serves in this process, telling a waiting parent (if we are its daemon) how it went. */
-async function serveInForeground(
-  args: MountArgs,
-  runDir: RunDir,
-  mountpoint: string,
-  serve: (onReady: (mountpoint: string) => void, logFile: string | undefined) => Promise<void>,
-): Promise<void> {
-  setLogLevel(args.debug ? 'debug' : process.env.LAYERFS_DAEMON === '1' ? 'info' : 'warn');
-  try {
-    await serve((mp) => notifyParent({ type: 'ready', mountpoint: mp }), process.env.LAYERFS_DAEMON === '1' ? runDir.logPath(mountpoint) : undefined);
-  } catch (err) {
-    notifyParent({ type: 'error', message: err instanceof Error ? err.message : String(err) });
-    throw err;
-  }
 }
