@@ -67,7 +67,7 @@ set_sizes() {
 # tree. Sets LAYERFS_UNAVAILABLE when the CLI cannot run at all.
 check_layerfs() {
   LAYERFS_UNAVAILABLE=
-  if ((BUILD)) && [[ ! -f $REPO/dist/cli/main.js || -n $(find "$REPO/src" -name '*.ts' -newer "$REPO/dist/cli/main.js" | head -n 1) ]]; then
+  if ((BUILD)) && [[ ! -f $REPO/dist/bundle/layerfs.js || -n $(find "$REPO/src" -name '*.ts' -newer "$REPO/dist/bundle/layerfs.js" | head -n 1) ]]; then
     log "building layerfs (dist/ is missing or older than src/)"
     if ! (cd "$REPO" && timeout 600 npm run build) > "$RUN_ROOT/build.log" 2>&1; then
       log "warning: npm run build failed (see $RUN_ROOT/build.log); trying the CLI anyway"

@@ -869,6 +869,31 @@ describe('cacheListings: readdirs answered by the binding until invalidateListin
     }
   });
 
+  test("a directory's attributes are kept too (until invalidateListings()), a file's never", async () => {
+    // Timeouts 0: the kernel asks for attributes on every stat, so what answers is the binding.
+    const s = await mountOrFail('listings-attrs', { cacheListings: true, attrTimeout: 0, entryTimeout: 0 });
+    try {
+      const getattrs = async (path: string) => (await s.log()).filter((e) => e.op === 'getattr' && e.path === path).length;
+      const mode = async (p: string) => (await fsp.stat(join(s.mnt, p))).mode & 0o7777;
+      const before = await mode('d');
+      await s.clearLog();
+      assert.equal(await mode('d'), before);
+      assert.equal(await mode('d'), before);
+      assert.equal(await getattrs('/d'), 0, 'the directory: answered by the binding');
+      await fsp.stat(join(s.mnt, 'hello'));
+      const once = await getattrs('/hello');
+      await fsp.stat(join(s.mnt, 'hello'));
+      assert.ok(once >= 1 && (await getattrs('/hello')) >= 2 * once, 'a file: asked on every stat');
+
+      assert.deepEqual(await s.request('setattr', { path: '/d', mode: 0o700 }), { ok: true });
+      assert.equal(await mode('d'), before, 'kept until told');
+      await s.request('invalidateListings');
+      assert.equal(await mode('d'), 0o700, 'asked again after invalidateListings()');
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('without the option every readdir reaches the handler', async () => {
     const s = await mountOrFail('listings-off', {});
     try {
