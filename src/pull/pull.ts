@@ -151,7 +151,7 @@ async function downloadBlob(
       return;
     }
     emit({ type: 'layer-start', digest: spec.digest, size: spec.size, action: 'download', ...(partial.size > 0 ? { resumedAt: partial.size } : {}) });
-    const state: StreamState = { replayed: false };
+    const state: StreamState = { replayed: false, committed: false };
     const bytes = downloadStream(store, source, spec, partial, emit, retry, state);
     if (consume === undefined) {
       for await (const _ of bytes);
@@ -167,6 +167,13 @@ async function downloadBlob(
       if (state.error !== undefined) throw state.error;
       // A local problem (a full disk...) says nothing about the bytes: kept, the next pull resumes.
       if (!contentRejected(err)) throw err;
+      // Every byte was had and verified, and the blob stored, before the extractor found that
+      // they are no layer (a gzip of something else fails only at its end): a blob no image can
+      // use is not kept.
+      if (state.committed) {
+        await store.blobs.remove(spec.digest);
+        throw err;
+      }
       throw await afterRejection(source, spec, partial, state, emit, retry, track, err);
     }
   });
@@ -178,6 +185,8 @@ interface StreamState {
   replayed: boolean;
   /** Why the stream itself failed (reading the source, or verifying at the end), if it did. */
   error?: unknown;
+  /** Every byte was verified and the blob is in the store. */
+  committed: boolean;
 }
 
 /** What happened to a layer's download, for deciding whether a fresh try may help. */
@@ -251,6 +260,7 @@ async function* downloadStream(
       yield chunk;
     }
     await store.blobs.commitDownload(partial);
+    state.committed = true;
   } catch (err) {
     state.error = err;
     // Bytes that do not match (too many of them): nothing of this download can be resumed from.
