@@ -17,6 +17,7 @@ source "$BENCH/lib/common.sh"
 source "$BENCH/lib/layers.sh"
 source "$BENCH/lib/impls.sh"
 source "$BENCH/lib/workloads.sh"
+source "$BENCH/lib/build.sh"
 
 usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -67,7 +68,7 @@ set_sizes() {
 # tree. Sets LAYERFS_UNAVAILABLE when the CLI cannot run at all.
 check_layerfs() {
   LAYERFS_UNAVAILABLE=
-  if ((BUILD)) && [[ ! -f $REPO/dist/bundle/layerfs.js || -n $(find "$REPO/src" -name '*.ts' -newer "$REPO/dist/bundle/layerfs.js" | head -n 1) ]]; then
+  if ((BUILD)) && dist_stale "$REPO"; then
     log "building layerfs (dist/ is missing or older than src/)"
     if ! (cd "$REPO" && timeout 600 npm run build) > "$RUN_ROOT/build.log" 2>&1; then
       log "warning: npm run build failed (see $RUN_ROOT/build.log); trying the CLI anyway"

@@ -105,15 +105,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- layerfs from dist/, rebuilt when src/ is newer (as bench/pull/run.sh) ----------------------
-if [[ ! -f $repo/dist/bundle/layerfs.js || -n $(find "$repo/src" -name '*.ts' -newer "$repo/dist/bundle/layerfs.js" | head -n 1) ]]; then
-  if [[ $BUILD == 1 ]]; then
-    log "building layerfs (dist/ is missing or older than src/)"
-    (cd "$repo" && npm run build) >&2 || log "warning: npm run build failed (above); going on with dist/ as it is"
-  else
-    log "warning: dist/ is missing or older than src/ and BUILD=0: measuring dist/ as it is"
-  fi
-fi
+# --- layerfs from dist/, rebuilt when src/ is newer ---------------------------------------------
+# shellcheck source=../lib/build.sh
+source "$repo/bench/lib/build.sh"
+build_if_stale "$repo" "$BUILD"
 node "$cli" --help >/dev/null || die "node bin/layerfs.js does not start (build it: npm run build)"
 if grep -qF " $mnt " /proc/mounts; then
   log "unmounting $mnt, left mounted by an earlier run"

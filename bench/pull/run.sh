@@ -66,15 +66,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- layerfs from dist/, rebuilt when src/ is newer -----------------------------------------------
-# A failed build is shown, and the run goes on when the CLI starts (with dist/ as it was).
-if [[ ! -f $repo/dist/bundle/layerfs.js || -n $(find "$repo/src" -name '*.ts' -newer "$repo/dist/bundle/layerfs.js" | head -n 1) ]]; then
-  if [[ $BUILD == 1 ]]; then
-    log "building layerfs (dist/ is missing or older than src/)"
-    (cd "$repo" && npm run build) >&2 || log "warning: npm run build failed (above); going on with dist/ as it is"
-  else
-    log "warning: dist/ is missing or older than src/ and BUILD=0: measuring dist/ as it is"
-  fi
-fi
+# shellcheck source=../lib/build.sh
+source "$repo/bench/lib/build.sh"
+build_if_stale "$repo" "$BUILD"
 node "$repo/bin/layerfs.js" --help >/dev/null || die "node bin/layerfs.js does not start (build it: npm run build)"
 
 # --- the image: four gzip layers made from this machine's /usr and /etc ---------------------------

@@ -4,8 +4,6 @@ import { UserError } from '../errors.js';
 import type { DaemonMessage, DaemonRequest } from './daemon-request.js';
 import { RunDir } from './run-dir.js';
 
-export type { DaemonMessage } from './daemon-request.js';
-
 /** A mount daemon that has been started and waits for what to serve. */
 export interface PendingDaemon {
   /** Sends the request; resolves with the mountpoint once the daemon reports the mount ready. */

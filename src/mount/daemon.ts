@@ -18,13 +18,14 @@ async function serve(request: DaemonRequest): Promise<void> {
   const level: LogLevel = request.debug || process.env.LAYERFS_LOG === 'debug' ? 'debug' : 'info';
   setLogLevel(level);
   const runDir = new RunDir(request.runDir);
-  logTo(runDir.logPath(request.mountpoint));
+  const logFile = runDir.logPath(request.mountpoint);
+  logTo(logFile);
   const common = {
     mountpoint: request.mountpoint,
     runDir,
     debug: request.debug,
     cacheTimeout: request.cacheTimeout,
-    logFile: runDir.logPath(request.mountpoint),
+    logFile,
     onReady: (mountpoint: string) => tellParent({ type: 'ready', mountpoint }),
   };
   if (request.kind === 'union') {

@@ -90,6 +90,9 @@ describe('mount lifecycle through the CLI', () => {
     assert.equal(await readFile(join(mp, 'hello.txt'), 'utf8'), 'hello\n');
     await writeFile(join(mp, 'new.txt'), 'written\n');
     const pid = await daemonPid();
+    // Also what makes the "no daemon left behind" tests below mean something: they find daemons
+    // by this same test.
+    assert.ok(daemonPids().has(pid), `the serving process ${pid} is a mount daemon (daemon.js)`);
     process.kill(pid, 'SIGTERM');
     await waitFor(() => !isMounted(mp) && !alive(pid), 'the daemon to unmount and exit');
     assert.equal(await readFile(join(upper, 'new.txt'), 'utf8'), 'written\n', 'writes reached the upper');
