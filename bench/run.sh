@@ -3,7 +3,7 @@
 # prints each workload's median time as a ratio to kernel overlayfs. Not a test: nothing fails on
 # a slow result. See bench/README.md.
 #
-#   bash bench/run.sh [--quick] [--only layerfs,overlay,fuse-overlayfs] [--reps N]
+#   bash bench/run.sh [--quick] [--only layerfs,layerfs-passthrough,overlay,fuse-overlayfs] [--reps N]
 #                     [--cache DIR] [--timeout SECONDS] [--no-build]
 #
 # Needs root (mounting, dropping caches). Installs the tools it uses with apt-get if missing.
@@ -22,7 +22,7 @@ source "$BENCH/lib/build.sh"
 usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 parse_args() {
-  MODE=full IMPLS=(overlay fuse-overlayfs layerfs) REPS='' CACHE_ROOT=/var/tmp/layerfs-bench
+  MODE=full IMPLS=(overlay fuse-overlayfs layerfs layerfs-passthrough) REPS='' CACHE_ROOT=/var/tmp/layerfs-bench
   STEP_TIMEOUT='' BUILD=1
   while (($#)); do
     case $1 in
@@ -39,7 +39,8 @@ parse_args() {
   done
   local impl
   for impl in "${IMPLS[@]}"; do
-    [[ $impl == @(overlay|fuse-overlayfs|layerfs) ]] || die "unknown implementation '$impl' (overlay, fuse-overlayfs, layerfs)"
+    [[ $impl == @(overlay|fuse-overlayfs|layerfs|layerfs-passthrough) ]] ||
+      die "unknown implementation '$impl' (overlay, fuse-overlayfs, layerfs, layerfs-passthrough)"
   done
   set_sizes
 }
@@ -198,11 +199,14 @@ main() {
   cleanup_mounts   # whatever an interrupted earlier run left
   : > "$RESULTS_TSV"
 
-  if [[ " ${IMPLS[*]} " == *" layerfs "* ]]; then
+  if [[ " ${IMPLS[*]} " == *" layerfs"* ]]; then
     check_layerfs
     if [[ -n $LAYERFS_UNAVAILABLE ]]; then
-      BROKEN[layerfs]=$LAYERFS_UNAVAILABLE
-      record layerfs '*' 0 notrun "$LAYERFS_UNAVAILABLE"
+      local impl
+      for impl in layerfs layerfs-passthrough; do
+        BROKEN[$impl]=$LAYERFS_UNAVAILABLE
+        record "$impl" '*' 0 notrun "$LAYERFS_UNAVAILABLE"
+      done
     fi
   fi
   ensure_layers

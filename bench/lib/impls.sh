@@ -1,5 +1,6 @@
 # Mounting, unmounting and finding the daemon of each implementation (sourced by run.sh).
-# Implementations: overlay (kernel overlayfs), fuse-overlayfs, layerfs.
+# Implementations: overlay (kernel overlayfs), fuse-overlayfs, layerfs, and layerfs-passthrough
+# (layerfs with --passthrough: the kernel reads lower files itself; opt-in on a writable mount).
 # Each has its own directory $RUN_ROOT/IMPL with mnt/, upper/ and work/.
 
 LAYERFS_BIN=$REPO/bin/layerfs.js
@@ -9,6 +10,7 @@ UMOUNT_TIMEOUT=60
 impl_label() {
   case $1 in
     overlay) echo "kernel overlayfs" ;;
+    layerfs-passthrough) echo "layerfs --passthrough" ;;
     *) echo "$1" ;;
   esac
 }
@@ -39,8 +41,10 @@ mount_impl() {
     fuse-overlayfs)
       timeout "$MOUNT_TIMEOUT" fuse-overlayfs \
         -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/mnt" ;;
-    layerfs)
-      timeout "$MOUNT_TIMEOUT" node "$LAYERFS_BIN" mount \
+    layerfs | layerfs-passthrough)
+      local extra=()
+      [[ $impl == layerfs-passthrough ]] && extra=(--passthrough)
+      timeout "$MOUNT_TIMEOUT" node "$LAYERFS_BIN" mount "${extra[@]}" \
         --lower "$lower" --upper "$dir/upper" --workdir "$dir/work" "$dir/mnt" ;;
   esac 2> "$RUN_ROOT/last.err" || return 1
   # Remember the daemon's pid, for its RSS and for the exit trap should unmounting fail.
@@ -62,7 +66,7 @@ daemon_pid() {
   mnt=$(impl_dir "$impl")/mnt
   case $impl in
     fuse-overlayfs) pgrep -n -f -- "^fuse-overlayfs .*$mnt\$" ;;
-    layerfs) layerfs_pid "$mnt" ;;
+    layerfs | layerfs-passthrough) layerfs_pid "$mnt" ;;
   esac
 }
 
@@ -104,7 +108,7 @@ unmount_impl() {
   case $impl in
     overlay) timeout "$UMOUNT_TIMEOUT" umount "$dir/mnt" ;;
     fuse-overlayfs) timeout "$UMOUNT_TIMEOUT" fusermount3 -u "$dir/mnt" ;;
-    layerfs) timeout "$UMOUNT_TIMEOUT" node "$LAYERFS_BIN" umount "$dir/mnt" ;;
+    layerfs | layerfs-passthrough) timeout "$UMOUNT_TIMEOUT" node "$LAYERFS_BIN" umount "$dir/mnt" ;;
   esac || log "unmounting $impl failed (status $?)"
   if is_mounted "$dir/mnt"; then
     log "$impl is still mounted; detaching it lazily"
@@ -123,7 +127,7 @@ unmount_impl() {
 # started (by the pids it recorded) that outlived its mount.
 cleanup_mounts() {
   local impl mnt pid
-  for impl in overlay fuse-overlayfs layerfs; do
+  for impl in overlay fuse-overlayfs layerfs layerfs-passthrough; do
     is_mounted "$(impl_dir "$impl")/mnt" && unmount_impl "$impl"
   done
   # Anything else under our run directory (e.g. left by an interrupted earlier run).

@@ -8,8 +8,8 @@ import { copyFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [runDir, cacheDir, resultsDir] = process.argv.slice(2);
-const IMPLS = ['overlay', 'fuse-overlayfs', 'layerfs'];
-const LABELS = { overlay: 'kernel overlayfs', 'fuse-overlayfs': 'fuse-overlayfs', layerfs: 'layerfs' };
+const IMPLS = ['overlay', 'fuse-overlayfs', 'layerfs', 'layerfs-passthrough'];
+const LABELS = { overlay: 'kernel overlayfs', 'fuse-overlayfs': 'fuse-overlayfs', layerfs: 'layerfs', 'layerfs-passthrough': 'layerfs --passthrough' };
 const BASELINE = 'overlay';
 const selected = (process.env.BENCH_IMPLS ?? IMPLS.join(' ')).split(' ');
 const mode = process.env.BENCH_MODE ?? 'full';
@@ -147,8 +147,8 @@ md.push(`Machine: ${info.cpus} vCPU, kernel ${info.kernel}, Debian ${info.debian
 md.push(`Layers: base ${stats.base_entries ?? '?'} entries (${mib(stats.base_bytes ?? 0)}, /usr/{${(process.env.BENCH_USR_DIRS ?? '').split(' ').join(',')}} plus synthetic trees), mid ${stats.mid_entries ?? '?'} (whiteouts, opaque directories), top ${stats.top_entries ?? '?'}; the merged tree has ${walkEntries} entries.`);
 md.push(`Median of ${reps} run${reps > 1 ? 's' : ''} each; ratio = time ÷ kernel overlayfs time (higher is slower). Whole benchmark took ${Math.round(Number(process.env.BENCH_SECONDS ?? 0) / 60)} min; load average at the end ${info.loadAverageAtEnd} (1, 5, 15 min; the benchmark's own work included).`);
 md.push('');
-md.push(`| workload | kernel overlayfs (s) | fuse-overlayfs (s, ratio) | layerfs (s, ratio) |`);
-md.push(`| --- | ---: | ---: | ---: |`);
+md.push(`| workload | ${IMPLS.map((impl) => (impl === BASELINE ? `${LABELS[impl]} (s)` : `${LABELS[impl]} (s, ratio)`)).join(' | ')} |`);
+md.push(`| --- | ${IMPLS.map(() => "---:").join(" | ")} |`);
 for (const [metric, label] of workloads) {
   const r = results[metric];
   md.push(`| ${label} | ${IMPLS.map((impl) => cell(impl, r[impl], r[BASELINE])).join(' | ')} |`);

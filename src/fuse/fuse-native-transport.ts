@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { logEnabled, log } from '../log.js';
-import type { Attr, Caller, UnionFs } from '../union/types.js';
+import { FsError } from '../errors.js';
+import { type Attr, type Caller, type Ino, type UnionFs, opensForWriting } from '../union/types.js';
 import { toErrno } from './errno.js';
+import { KernelIoModes, type OpenMode } from './kernel-io-modes.js';
 import { PathResolver } from './path-resolver.js';
 import type { Transport, TransportOptions } from './transport.js';
 import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } from './fuse-native-types.js';
@@ -44,11 +46,18 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
           ),
       ),
     ).then(() => undefined);
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateTop), {
+  // Passthrough needs CAP_SYS_ADMIN for its backing files: not worth asking for without it.
+  const passthrough = options.passthrough && process.geteuid?.() === 0;
+  const modes = new KernelIoModes(passthrough ? { openBacking: (fd) => instance!.openBacking(fd), closeBacking: (id) => instance!.closeBacking(id) } : undefined, (code) => {
+    // EPERM: the kernel did not take passthrough at INIT (before Linux 6.9); nothing to say.
+    if (code !== 'EPERM') log.warn('reads of lower files go through the daemon: the kernel refused them a backing file', { code });
+  });
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateTop, modes), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
     cacheListings: true, // dropped on every change (fs.onChange below)
+    passthrough,
     options: mountOptions(options),
     onSessionEnd: () => sessionEnded(),
   } satisfies FuseOptions);
@@ -88,6 +97,7 @@ function buildOps(
   Fuse: FuseConstructor,
   callerNow: () => Caller,
   invalidateTop: (names: Iterable<string>) => Promise<void>,
+  modes: KernelIoModes,
 ): FuseOps {
   /**
    * libfuse 2's path API gives every name of a hardlinked file its own kernel inode: when the link
@@ -129,8 +139,20 @@ function buildOps(
   const runCount = (op: string, path: string, cb: (n: number) => void, work: () => Promise<number>) => {
     work().then(cb, (err: unknown) => cb(toErrno(err, op, path)));
   };
-  const openFlags = (keepCache: boolean) => (keepCache ? Fuse.OPEN_KEEP_CACHE : 0);
+  const openReply = (fh: number, mode: OpenMode): unknown[] => {
+    if (mode.kind === 'passthrough') return [fh, Fuse.OPEN_PASSTHROUGH, mode.backingId];
+    return [fh, mode.keepCache ? Fuse.OPEN_KEEP_CACHE : 0];
+  };
   const ino = (path: string) => paths.ino(path);
+  /** A content change of `node`, refused while the kernel reads its lower file itself. */
+  const changing = async <T>(node: Ino, op: string, path: string, work: () => Promise<T>): Promise<T> => {
+    if (!modes.beginChange(node)) throw new FsError('ETXTBSY', op, path);
+    try {
+      return await work();
+    } finally {
+      modes.endChange(node);
+    }
+  };
 
   return {
     getattr: (path, cb) => run('getattr', path, cb, async () => [toFuseStat(await fs.getattr(await ino(path)))]),
@@ -152,23 +174,38 @@ function buildOps(
 
     open: (path, flags, cb) =>
       run('open', path, cb, async () => {
-        const { fh, keepCache } = await fs.open(await ino(path), flags);
-        return [fh, openFlags(keepCache)];
+        const node = await ino(path);
+        if (!opensForWriting(flags)) {
+          const result = await fs.open(node, flags);
+          return openReply(result.fh, modes.opened(node, result.fh, result));
+        }
+        return changing(node, 'open', path, async () => {
+          const result = await fs.open(node, flags);
+          return openReply(result.fh, modes.opened(node, result.fh, result, true));
+        });
       }),
     create: (path, mode, flags, cb) => {
       const caller = callerNow();
       run('create', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
-        const { fh } = await fs.create(parent, name, mode, flags, caller);
-        return [fh, 0];
+        const { fh, keepCache, attr } = await fs.create(parent, name, mode, flags, caller);
+        return openReply(fh, modes.opened(attr.ino, fh, { keepCache }, true));
       });
     },
     read: (path, fd, buf, len, pos, cb) => runCount('read', path ?? '', cb, () => fs.read(fd, buf, len, pos)),
     write: (path, fd, buf, len, pos, cb) => runCount('write', path ?? '', cb, () => fs.write(fd, buf, len, pos)),
     fsync: (path, datasync, fd, cb) => run('fsync', path, cb, () => fs.fsync(fd, datasync !== 0)),
-    release: (path, fd, cb) => run('release', path, cb, () => fs.release(fd)),
+    release: (path, fd, cb) =>
+      run('release', path, cb, () => {
+        modes.released(fd);
+        return fs.release(fd);
+      }),
 
-    truncate: (path, size, cb) => run('truncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }))),
+    truncate: (path, size, cb) =>
+      run('truncate', path, cb, async () => {
+        const node = await ino(path);
+        await changing(node, 'truncate', path, () => fs.setattr(node, { size }));
+      }),
     ftruncate: (path, fd, size, cb) =>
       run('ftruncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }, fd))),
     utimens: (path, atime, mtime, cb) =>

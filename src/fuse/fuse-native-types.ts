@@ -114,6 +114,8 @@ export interface FuseContext {
 /** Per-open result flags (bitwise OR of Fuse.OPEN_*). */
 export type OpenFlags = number;
 export type OpenCb = (err: ErrLike, fd?: number, openFlags?: OpenFlags) => void;
+/** open's callback: with Fuse.OPEN_PASSTHROUGH, `backingId` comes from FuseInstance#openBacking. */
+export type FileOpenCb = (err: ErrLike, fd?: number, openFlags?: OpenFlags, backingId?: number) => void;
 export type StatCb = (err: ErrLike, stat?: StatLike) => void;
 /** read/write result: cb(bytes) or cb(-errno); cb(null, bytes) is accepted too. */
 export type IoCb = (result: number | ErrLike, bytes?: number) => void;
@@ -183,9 +185,10 @@ export interface FuseOperations<Nullable extends boolean = false> {
    * flags: open(2) flags. cb(err, fd, openFlags): fd any integer 0..2^53-1 (default 0),
    * openFlags from Fuse.OPEN_KEEP_CACHE | Fuse.OPEN_DIRECT_IO | Fuse.OPEN_NONSEEKABLE.
    * Without OPEN_KEEP_CACHE (and without the kernelCache/autoCache options) the kernel
-   * drops the file's page cache on every open.
+   * drops the file's page cache on every open. Fuse.OPEN_PASSTHROUGH (patched, with the
+   * `passthrough` option) plus a backing id: the kernel uses that file for this open's data.
    */
-  open?(path: string, flags: number, cb: OpenCb): void;
+  open?(path: string, flags: number, cb: FileOpenCb): void;
   opendir?(path: string, flags: number, cb: OpenCb): void;
   /**
    * Atomic create+open: mode includes S_IFREG (already masked by the caller's umask);
@@ -238,6 +241,11 @@ export interface FuseOptions {
    * that path from it, without calling the handler, until `invalidateListings()` (patched).
    */
   cacheListings?: boolean;
+  /**
+   * Ask for FUSE passthrough (patched): protocol 7.40 with FUSE_PASSTHROUGH when the kernel
+   * offers it (Linux 6.9+). Whether it took it: FuseInstance#passthroughActive.
+   */
+  passthrough?: boolean;
   /** Called when the FUSE session ends (unmounted by us or externally); no more ops. */
   onSessionEnd?: () => void;
   /** Receives errors thrown synchronously by handlers (they are answered EIO). */
@@ -342,6 +350,17 @@ export interface FuseInstance {
    */
   /** Every listing the binding's readdir cache keeps is stale from now on (patched). */
   invalidateListings(): void;
+  /** Whether the kernel took FUSE passthrough at INIT (known once mounted; patched). */
+  readonly passthroughActive: boolean;
+  /**
+   * Registers host file `fd` with the kernel for passthrough opens and returns its backing id
+   * (fd may be closed afterwards). All concurrent opens of one file must answer with the same id.
+   * Throws an Error with `code`: EPERM (no passthrough here), ELOOP (fd on a stacked filesystem),
+   * ENOTCONN (not mounted). Patched.
+   */
+  openBacking(fd: number): number;
+  /** Forgets a backing id; opens already answered with it keep their backing file. Patched. */
+  closeBacking(id: number): void;
   invalidateEntry(name: string | Buffer, cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
   /** 'ENOENT' -> -2 (unknown -> -1). */
   errno(code: string): number;
@@ -372,9 +391,11 @@ export interface FuseConstructor {
   readonly OPEN_KEEP_CACHE: number;
   /** open/create/opendir cb flag: fi->nonseekable = 1 */
   readonly OPEN_NONSEEKABLE: number;
+  /** open cb flag (patched): the kernel reads/writes the backing file given as 4th cb value */
+  readonly OPEN_PASSTHROUGH: number;
   /** uint32 slots of an encoded stat (26) */
   readonly STAT_LENGTH: number;
-  /** layerfs patch revision of index.js and the binding (2) */
+  /** layerfs patch revision of index.js and the binding (4) */
   readonly PATCH_VERSION: number;
 
   readonly EPERM: -1;

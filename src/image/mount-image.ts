@@ -14,6 +14,8 @@ export interface ServeImageOptions {
   runDir: RunDir;
   debug: boolean;
   cacheTimeout: number;
+  /** FUSE passthrough for reads of lower files (ServeOptions.passthrough). */
+  passthrough?: boolean;
   logFile?: string;
   onReady?: (mountpoint: string) => void;
 }
@@ -41,6 +43,7 @@ export async function serveImage(options: ServeImageOptions): Promise<void> {
       runDir: options.runDir,
       debug: options.debug,
       cacheTimeout: options.cacheTimeout,
+      passthrough: options.passthrough,
       logFile: options.logFile,
       image: { ref: record?.image.ref ?? image.refs[0] ?? image.digest, digest: image.digest },
       container: record?.name,

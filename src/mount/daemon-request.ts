@@ -14,6 +14,8 @@ interface CommonRequest {
   runDir: string;
   debug: boolean;
   cacheTimeout: number;
+  /** FUSE passthrough; undefined: the mount's default (ServeOptions.passthrough). */
+  passthrough?: boolean;
 }
 
 /** A union of directories (`mount --lower`, the overlay mount program). */

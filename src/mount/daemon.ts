@@ -25,6 +25,7 @@ async function serve(request: DaemonRequest): Promise<void> {
     runDir,
     debug: request.debug,
     cacheTimeout: request.cacheTimeout,
+    passthrough: request.passthrough,
     logFile,
     onReady: (mountpoint: string) => tellParent({ type: 'ready', mountpoint }),
   };

@@ -18,6 +18,12 @@ export interface ServeOptions {
   runDir: RunDir;
   debug: boolean;
   cacheTimeout: number;
+  /**
+   * FUSE passthrough for reads of lower files (TransportOptions.passthrough). Default: on for a
+   * read-only mount, where nothing can conflict with it; off for a writable one, where it would
+   * refuse to change a lower file while something reads it (see kernel-io-modes.ts).
+   */
+  passthrough?: boolean;
   /** How the upper directory records removals and opaque directories (default 'oci'). */
   upperFormat?: UpperFormat;
   logFile?: string;
@@ -74,6 +80,7 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
       allowOther: true,
       cacheTimeout: options.cacheTimeout,
       debug: options.debug,
+      passthrough: options.passthrough ?? stack.upper === undefined,
     });
   } catch (err) {
     await engine.close();

@@ -1,3 +1,5 @@
+import { constants as fsc } from 'node:fs';
+
 /**
  * The union engine's public contract. It is inode-based: every operation names nodes by their
  * inode number, as the kernel's FUSE protocol does, so a low-level transport can call it directly;
@@ -10,6 +12,11 @@ export type Ino = number;
 
 /** The inode number of the mount's root directory. */
 export const ROOT_INO: Ino = 1;
+
+/** Whether open(2) flags may change a file's content (write access or O_TRUNC): such an open copies a lower file up. */
+export function opensForWriting(flags: number): boolean {
+  return (flags & (fsc.O_WRONLY | fsc.O_RDWR)) !== 0 || (flags & fsc.O_TRUNC) !== 0;
+}
 
 /** Who is asking: the credentials of the process behind a request. */
 export interface Caller {
@@ -85,6 +92,12 @@ export interface OpenResult {
    * file, so nothing can change it behind the kernel's back.
    */
   keepCache: boolean;
+  /**
+   * The host fd of the immutable lower file a read-only handle reads (absent for the upper and
+   * for writable handles). A transport may hand it to the kernel to read the file directly; it
+   * is valid until the handle is released.
+   */
+  lowerFd?: number;
 }
 
 export interface RenameFlags {

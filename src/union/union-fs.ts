@@ -13,7 +13,7 @@ import type { Node } from './node.js';
 import { RwLock } from './rw-lock.js';
 import { MergedTree, WHITEOUT_TYPE, checkName } from './tree.js';
 import type { Attr, Caller, DirEntry, Ino, OpenResult, RenameFlags, SetAttr, StatFs, UnionFs } from './types.js';
-import { ROOT_INO } from './types.js';
+import { ROOT_INO, opensForWriting } from './types.js';
 import { type UpperFormat, UpperWriter, removeIfPresent } from './upper-writer.js';
 
 const read = promisify(fs.read);
@@ -513,7 +513,7 @@ export class UnionEngine implements UnionFs {
   // ---- open files -------------------------------------------------------------------------
 
   open(ino: Ino, flags: number): Promise<OpenResult> {
-    const wantsWrite = (flags & ACCMODE) !== fsc.O_RDONLY || (flags & fsc.O_TRUNC) !== 0;
+    const wantsWrite = opensForWriting(flags);
     const run = async (): Promise<OpenResult> => {
       const node = this.#node(ino, 'open');
       if (fileType(node.type) === S_IFDIR && wantsWrite) throw new FsError('EISDIR', 'open', node.relPath);
@@ -523,7 +523,7 @@ export class UnionEngine implements UnionFs {
       if ((flags & fsc.O_TRUNC) !== 0) await ftruncate(fd, 0);
       node.openCount++;
       const fh = this.#handles.add({ node, fd, flags, writable: wantsWrite, generation: node.generation });
-      return { fh, keepCache: !node.inUpper };
+      return node.inUpper || wantsWrite ? { fh, keepCache: false } : { fh, keepCache: true, lowerFd: fd };
     };
     if (!wantsWrite) return this.#lock.read(run);
     return this.#mutate('open', () => run());

@@ -10,6 +10,7 @@ import { constants as fsc } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { codeOf } from '../helpers/clients.js';
 import { buildLayer, file } from '../helpers/layers.js';
 import { withMount } from '../helpers/mount.js';
 import { TempDirs } from '../helpers/tmp.js';
@@ -19,15 +20,6 @@ const NOBODY = 65534;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Error code of `fn`, or 'OK'. */
-async function codeOf(fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await fn();
-    return 'OK';
-  } catch (err) {
-    return String((err as { code?: unknown }).code ?? err);
-  }
-}
 
 async function readAt(fh: fs.FileHandle, length: number, position: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);

@@ -10,10 +10,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, fork, type ChildProcess } from 'node:child_process';
-import { constants as fsc, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { constants as fsc, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
@@ -30,6 +30,11 @@ const HI_INO = 0x1_0000_0005;
 const STEP_TIMEOUT = 15_000;
 
 // ------------------------------------------------------------------------------ helpers
+
+function kernelHasPassthrough(): boolean {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  return major > 6 || (major === 6 && minor >= 9);
+}
 
 function patternByte(i: number): number {
   return (i * 131 + (i >>> 9) * 7 + 13) & 0xff; // same as the fixture
@@ -134,10 +139,15 @@ function newMountpoint(name: string): string {
 }
 
 /** Forks the fixture and waits until it has mounted (or reports a mount error). */
-async function startServer(name: string, opts: Record<string, unknown>, extra: { mnt?: string } = {}): Promise<Server | MountFailure> {
+/** extra.backing: memfs path -> host file served with passthrough (see the fixture). */
+async function startServer(
+  name: string,
+  opts: Record<string, unknown>,
+  extra: { mnt?: string; backing?: Record<string, string> } = {},
+): Promise<Server | MountFailure> {
   const mnt = extra.mnt ?? newMountpoint(name);
   if (extra.mnt) mountpoints.push(mnt);
-  const child = fork(fixture, [mnt, JSON.stringify({ opts })], {
+  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing })], {
     cwd: tmpRoot,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -191,8 +201,8 @@ async function startServer(name: string, opts: Record<string, unknown>, extra: {
   return withTimeout(started, STEP_TIMEOUT, `mount of ${name}`);
 }
 
-async function mountOrFail(name: string, opts: Record<string, unknown>): Promise<Server> {
-  const s = await startServer(name, opts);
+async function mountOrFail(name: string, opts: Record<string, unknown>, backing?: Record<string, string>): Promise<Server> {
+  const s = await startServer(name, opts, { backing });
   if ('mountError' in s) throw new Error(`mount failed: ${s.mountError.message}`);
   assert.ok(isMounted(s.mnt), `${s.mnt} should be mounted`);
   return s;
@@ -307,12 +317,14 @@ describe('options and stat encoding (no mount)', () => {
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
   });
 
-  test('PATCH_VERSION 3: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 3);
+  test('PATCH_VERSION 4: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 4);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 3);
+    assert.equal(binding.layerfs_patch_version, 4);
     assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
+    assert.equal(typeof binding.fuse_native_backing_open, 'function');
+    assert.equal(typeof binding.fuse_native_backing_close, 'function');
   });
 
   test('invalidateEntry: bad names throw a TypeError; unmounted gives ENOTCONN in the callback', async () => {
@@ -902,6 +914,60 @@ describe('cacheListings: readdirs answered by the binding until invalidateListin
       await fsp.readdir(s.mnt);
       await fsp.readdir(s.mnt);
       assert.equal(await readdirs(s, '/'), 2);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('passthrough: the kernel reads the backing file an open names', { skip: kernelHasPassthrough() ? false : 'needs Linux 6.9+' }, () => {
+  const hostFile = join(tmpRoot, 'backing-host-file');
+  const hostData = pattern(3 * 1024 * 1024 + 17);
+  const backing = { '/pt': hostFile };
+  const opsOf = async (s: Server, op: string) => (await s.log()).filter((e) => e.op === op && (e.path === '/pt' || op.startsWith('openBacking')));
+
+  test('an open answered with OPEN_PASSTHROUGH reads the host file; no read reaches the handler', async () => {
+    writeFileSync(hostFile, hostData);
+    const s = await mountOrFail('passthrough', { passthrough: true }, backing);
+    try {
+      assert.equal(await s.request('passthroughActive'), true);
+      const got = await fsp.readFile(join(s.mnt, 'pt'));
+      assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(hostData).digest('hex'));
+      assert.equal((await opsOf(s, 'read')).length, 0, 'no read request');
+      // Mapped too: the mapping is of the host file.
+      const mapped = await python('import mmap, sys\nf = open(sys.argv[1], "rb")\nm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\nprint(m[:64].hex(), m.size())', join(s.mnt, 'pt'));
+      assert.equal(mapped.trim(), `${hostData.subarray(0, 64).toString('hex')} ${(await fsp.stat(join(s.mnt, 'pt'))).size}`);
+      assert.equal((await opsOf(s, 'read')).length, 0, 'no read request for the mapping');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('concurrent opens share one backing id; after the last release the next open registers anew', async () => {
+    writeFileSync(hostFile, hostData);
+    const s = await mountOrFail('passthrough-shared', { passthrough: true }, backing);
+    try {
+      const handles = await Promise.all([fsp.open(join(s.mnt, 'pt')), fsp.open(join(s.mnt, 'pt')), fsp.open(join(s.mnt, 'pt'))]);
+      for (const h of handles) assert.equal((await h.read(Buffer.alloc(4), 0, 4, 0)).bytesRead, 4);
+      await Promise.all(handles.map((h) => h.close()));
+      assert.equal((await opsOf(s, 'openBacking')).length, 1, 'one registration for three opens');
+      await waitForLog(s, (log) => log.filter((e) => e.op === 'release' && e.path === '/pt').length === 3);
+      assert.equal((await fsp.readFile(join(s.mnt, 'pt'))).length, hostData.length);
+      assert.equal((await opsOf(s, 'openBacking')).length, 2, 'registered again after the id was closed');
+      assert.deepEqual(await opsOf(s, 'openBackingError'), []);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('without the option the kernel has no passthrough: openBacking fails with EPERM and reads go to the handler', async () => {
+    writeFileSync(hostFile, hostData);
+    const s = await mountOrFail('passthrough-off', {}, backing);
+    try {
+      assert.equal(await s.request('passthroughActive'), false);
+      assert.equal((await fsp.readFile(join(s.mnt, 'pt'), 'utf8')), 'served by the handler\n');
+      assert.deepEqual((await opsOf(s, 'openBackingError')).map((e) => e.code), ['EPERM']);
+      assert.ok((await opsOf(s, 'read')).length > 0);
     } finally {
       await s.stop();
     }

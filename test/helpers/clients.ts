@@ -110,6 +110,16 @@ function errnoError(code: string, syscall: string, path: string): Error & { code
   return Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path });
 }
 
+/** The errno code `work` fails with, or 'OK'. */
+export async function codeOf(work: () => Promise<unknown>): Promise<string> {
+  try {
+    await work();
+    return 'OK';
+  } catch (err) {
+    return String((err as { code?: unknown }).code ?? err);
+  }
+}
+
 /** Asserts that `promise` rejects with errno `code` (and says what happened instead). */
 export async function expectCode(promise: Promise<unknown>, code: string, what = ''): Promise<void> {
   let result: unknown;

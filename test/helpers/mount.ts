@@ -36,6 +36,13 @@ export interface MountOptions {
   timeoutMs?: number;
   /** Who mounts: `layerfs mount` (default) or the mount program `layerfs-overlay`. */
   mounter?: 'layerfs' | 'layerfs-overlay';
+  /** More options for `layerfs mount` (e.g. --passthrough). */
+  extraArgs?: string[];
+}
+
+/** What a test gets besides the mountpoint: the serving process (it runs in the foreground). */
+export interface MountedInfo {
+  pid: number;
 }
 
 export function mountCommand(opts: MountOptions): { cmd: string; args: string[] } {
@@ -50,14 +57,14 @@ export function mountCommand(opts: MountOptions): { cmd: string; args: string[] 
     if (opts.upper !== undefined) o.push(`upperdir=${escapeOptionPath(opts.upper)}`, `workdir=${escapeOptionPath(opts.workdir ?? '')}`);
     return { cmd: process.execPath, args: [LAYERFS_OVERLAY_BIN, '-f', '-o', o.join(','), opts.mountpoint] };
   }
-  const args = [LAYERFS_BIN, 'mount', '--foreground', '--lower', opts.lowers.join(':')];
+  const args = [LAYERFS_BIN, 'mount', '--foreground', ...(opts.extraArgs ?? []), '--lower', opts.lowers.join(':')];
   if (opts.upper !== undefined) args.push('--upper', opts.upper, '--workdir', opts.workdir ?? '');
   args.push(opts.mountpoint);
   return { cmd: process.execPath, args };
 }
 
 /** Mounts, runs `fn(mountpoint)`, unmounts (always). */
-export async function withMount<T>(opts: MountOptions, fn: (mountpoint: string) => Promise<T>): Promise<T> {
+export async function withMount<T>(opts: MountOptions, fn: (mountpoint: string, info: MountedInfo) => Promise<T>): Promise<T> {
   const { cmd, args } = mountCommand(opts);
   const verbose = process.env['LAYERFS_TEST_VERBOSE'] === '1';
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -94,7 +101,7 @@ export async function withMount<T>(opts: MountOptions, fn: (mountpoint: string) 
     }
     let result: T;
     try {
-      result = await fn(opts.mountpoint);
+      result = await fn(opts.mountpoint, { pid: child.pid! });
     } catch (err) {
       // A daemon that died under the test explains the test's failure: say so, with its output.
       // (The kernel may report the broken connection before the child's exit is seen here.)

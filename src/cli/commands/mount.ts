@@ -24,6 +24,7 @@ interface MountArgs extends StoreArgs, RegistryArgs {
   foreground: boolean;
   debug: boolean;
   cacheTimeout: number;
+  passthrough?: boolean;
   runDir?: string;
 }
 
@@ -47,6 +48,11 @@ export const mountCommand: CommandModule<object, MountArgs> = {
           .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'stay attached, logging to stderr' })
           .option('debug', { type: 'boolean', default: false, describe: 'log every operation' })
           .option('cache-timeout', { type: 'number', default: 86400, describe: 'seconds the kernel may cache names and attributes' })
+          .option('passthrough', {
+            type: 'boolean',
+            describe:
+              'let the kernel read lower files itself (Linux 6.9+, as root); default: on for read-only mounts. On a writable mount a lower file cannot be changed while open through it (ETXTBSY)',
+          })
           .option('run-dir', { type: 'string', describe: 'where mount state and logs live (default /run/layerfs)' }),
       ),
     ) as unknown as Argv<MountArgs>,
@@ -79,12 +85,12 @@ async function mountDirectories(args: MountArgs, runDir: RunDir, daemon: Pending
     workdir: args.workdir === undefined ? undefined : resolve(args.workdir),
   };
   if (daemon !== undefined) {
-    await daemon.serve({ kind: 'union', stack, upperFormat: 'oci', mountpoint, runDir: runDir.root, debug: args.debug, cacheTimeout: args.cacheTimeout });
+    await daemon.serve({ kind: 'union', stack, upperFormat: 'oci', mountpoint, runDir: runDir.root, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
     return;
   }
   setLogLevel(args.debug ? 'debug' : 'warn');
   const { serveUnion } = await import('../../mount/serve.js');
-  await serveUnion({ stack, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout });
+  await serveUnion({ stack, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
 }
 
 async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon | undefined): Promise<void> {
@@ -104,7 +110,7 @@ async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon
     if (daemon === undefined) {
       setLogLevel(args.debug ? 'debug' : 'warn');
       const { serveImage } = await import('../../image/mount-image.js');
-      await serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout });
+      await serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
       return;
     }
     await daemon.serve({
@@ -116,6 +122,7 @@ async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon
       runDir: runDir.root,
       debug: args.debug,
       cacheTimeout: args.cacheTimeout,
+      passthrough: args.passthrough,
     });
     if (container !== undefined) process.stdout.write(`${container}\n`);
   } catch (err) {
