@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-export { processAlive } from '../proc.js';
+import { processAlive } from '../proc.js';
+export { processAlive };
 
 /**
  * Where running mounts leave their state and logs: /run/layerfs as root, else
@@ -67,6 +68,7 @@ export class RunDir {
   async listStates(): Promise<MountState[]> {
     const dir = join(this.root, 'mounts');
     const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    await removeOrphanedTemps(dir, names);
     const states: MountState[] = [];
     for (const name of names.filter((n) => n.endsWith('.json'))) {
       try {
@@ -81,5 +83,13 @@ export class RunDir {
   async removeState(mountpoint: string, pid: number): Promise<void> {
     const state = await this.readState(mountpoint);
     if (state !== undefined && state.pid === pid) await fsp.rm(this.statePath(mountpoint), { force: true });
+  }
+}
+
+/** State files half-written by a process that was killed meanwhile (`NAME.json.PID.tmp`). */
+async function removeOrphanedTemps(dir: string, names: string[]): Promise<void> {
+  for (const name of names) {
+    const writer = /\.json\.(\d+)\.tmp$/.exec(name)?.[1];
+    if (writer !== undefined && !processAlive(Number(writer))) await fsp.rm(join(dir, name), { force: true });
   }
 }
