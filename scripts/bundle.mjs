@@ -33,6 +33,40 @@ const common = {
   logLevel: 'warning',
 };
 
+/**
+ * `string-width` measures text for yargs' help layout (yargs, cliui and wrap-ansi each import it).
+ * Loading it builds Unicode tables (an Intl.Segmenter, a `\p{RGI_Emoji}` regex): about 35 ms of
+ * every command's start-up here; and before yargs runs a command it lays out the command's whole
+ * help text (kept in case the handler asks for it), another ~40 ms of measuring. So every import
+ * of it gets a facade: printable ASCII, which all our help text is, is as wide as it is long
+ * (what string-width answers too: test/cli/bundle-output.test.ts); anything else goes to the real
+ * module, evaluated on first use.
+ */
+const stringWidthFacade = {
+  name: 'string-width-facade',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.namespace === 'string-width-facade') return undefined;
+      const real = await pluginBuild.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, namespace: 'string-width-facade' });
+      if (real.errors.length > 0) return { errors: real.errors };
+      return { path: real.path, namespace: 'string-width-facade' };
+    });
+    pluginBuild.onLoad({ filter: /.*/, namespace: 'string-width-facade' }, (args) => ({
+      resolveDir: dirname(args.path),
+      contents: [
+        'const printableAscii = /^[\\x20-\\x7e]*$/;',
+        'let real;',
+        'export default function stringWidth(text, options) {',
+        "  if (typeof text === 'string' && printableAscii.test(text)) return text.length;",
+        // require(), not import: esbuild then evaluates the bundled module on the first call.
+        `  real ??= require(${JSON.stringify(args.path)}).default;`,
+        '  return real(text, options);',
+        '}',
+      ].join('\n'),
+    }));
+  },
+};
+
 await rm(outdir, { recursive: true, force: true });
-await build({ ...common, entryPoints: { layerfs: 'src/cli/main.ts' }, splitting: true });
+await build({ ...common, entryPoints: { layerfs: 'src/cli/main.ts' }, splitting: true, plugins: [stringWidthFacade] });
 await build({ ...common, entryPoints: { daemon: 'src/mount/daemon.ts', 'layerfs-overlay': 'src/cli/overlay-program.ts' }, splitting: false });
