@@ -107,14 +107,18 @@ function waitForMessage(child: ChildProcess, type: DaemonMessage['type']): Promi
   });
 }
 
+/** The daemon's file name in dist/bundle/, set by scripts/bundle.mjs; not defined elsewhere. */
+declare const LAYERFS_BUNDLED_DAEMON: string | undefined;
+
 /**
- * The daemon's script and the Node flags it needs: next to this module in the bundle and in
- * tsc's output (`daemon.js`); from the TypeScript sources (tests run through tsx) with tsx's loader.
+ * The daemon's script and the Node flags it needs, next to this module: the bundle's
+ * (`daemon.cjs`), tsc's output (`daemon.js`), or the TypeScript sources (tests run through tsx)
+ * with tsx's loader.
  */
 function daemonEntry(): [string, string[]] {
   const fromSources = import.meta.url.endsWith('.ts');
-  const entry = fileURLToPath(new URL(fromSources ? './daemon.ts' : './daemon.js', import.meta.url));
-  return [entry, fromSources ? ['--import', 'tsx'] : []];
+  const file = typeof LAYERFS_BUNDLED_DAEMON === 'string' ? LAYERFS_BUNDLED_DAEMON : fromSources ? 'daemon.ts' : 'daemon.js';
+  return [fileURLToPath(new URL(`./${file}`, import.meta.url)), fromSources ? ['--import', 'tsx'] : []];
 }
 
 let prestarted: PendingDaemon | undefined;
