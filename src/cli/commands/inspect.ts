@@ -4,7 +4,8 @@ import { fetchConfig, resolveImage } from '../../pull/resolve.js';
 import { hostPlatform, parsePlatform } from '../../registry/platform.js';
 import { openSource } from '../../source/open.js';
 import { findLocalImage } from '../image-lookup.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface InspectArgs extends StoreArgs, RegistryArgs {

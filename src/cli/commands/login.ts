@@ -6,7 +6,8 @@ import { UserError } from '../../errors.js';
 import { verifyLogin } from '../../registry/login.js';
 import { normalizeRegistry } from '../../registry/reference.js';
 import { readSecret, readStdin } from '../prompt.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 
 interface LoginArgs extends RegistryArgs {
   registry: string;

@@ -133,7 +133,7 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
   // Loaded only when a pull is needed: a mount of a cached image should not pay for it.
   const [{ sourceContext }, { openSource }, { pullProgress }, { pullImage }] = await Promise.all([
-    import('../registry-option.js'),
+    import('../source-context.js'),
     import('../../source/open.js'),
     import('../pull-progress.js'),
     import('../../pull/pull.js'),

@@ -6,7 +6,8 @@ import { openSource } from '../../source/open.js';
 import { defaultCacheBudget, parseSize } from '../../store/budget.js';
 import { humanSize } from '../format.js';
 import { pullProgress } from '../pull-progress.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface PullArgs extends StoreArgs, RegistryArgs {

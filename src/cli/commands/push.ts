@@ -5,7 +5,8 @@ import { formatReference, parseReference } from '../../registry/reference.js';
 import { registrySource } from '../../source/open.js';
 import { findLocalImage } from '../image-lookup.js';
 import { pullProgress } from '../pull-progress.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 
 interface PushArgs extends StoreArgs, RegistryArgs {

@@ -1,7 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
-import { parseReference } from '../../registry/reference.js';
-import { storeName } from '../../source/open.js';
+import { parseReference, storeName } from '../../registry/reference.js';
 import { findLocalImage } from '../image-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 

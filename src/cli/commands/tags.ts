@@ -1,7 +1,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseRepository } from '../../registry/reference.js';
 import { registrySource } from '../../source/open.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 
 interface TagsArgs extends RegistryArgs {
   repository: string;
