@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { commitContainer } from '../../image/commit.js';
 import { whileFrozen } from '../../mount/control.js';
 import { RunDir, defaultRunDir } from '../../mount/run-dir.js';
@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import { StoreError } from '../../store/errors.js';
 import { findContainer } from '../container-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface CommitArgs extends StoreArgs {
   container: string;
@@ -16,9 +17,8 @@ interface CommitArgs extends StoreArgs {
   runDir?: string;
 }
 
-export const commitCommand: CommandModule<object, CommitArgs> = {
-  command: 'commit <container> <repository>',
-  describe: 'Make a new image from a writable layer (NAME or MOUNTPOINT) on top of its image',
+/** `layerfs commit`: its options and what it does (usage and summary: ./index.ts). */
+export const commitCommand: CommandImplementation<CommitArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y
