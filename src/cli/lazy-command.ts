@@ -22,13 +22,18 @@ export interface CommandListing<A> {
  * image then parses no registry client, no extractor, no push or export code).
  */
 export function lazyCommand<A>(listing: CommandListing<A>): CommandModule<object, A> {
-  let implementation: Promise<CommandImplementation<A>> | undefined;
-  const load = () => (implementation ??= listing.load());
+  let implementation: CommandImplementation<A> | undefined;
   return {
     command: listing.command,
     aliases: listing.aliases,
     describe: listing.describe,
-    builder: async (y: Argv) => (await load()).builder(y),
-    handler: async (args: ArgumentsCamelCase<A>) => (await load()).handler(args),
+    builder: async (y: Argv) => {
+      implementation ??= await listing.load();
+      return implementation.builder(y);
+    },
+    // Run at once when loaded (yargs has run the builder first): the handler's first steps then
+    // overlap with what yargs does after calling it (it lays out the command's help text).
+    handler: (args: ArgumentsCamelCase<A>) =>
+      implementation !== undefined ? implementation.handler(args) : listing.load().then((loaded) => loaded.handler(args)),
   };
 }
