@@ -22,3 +22,23 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
   if (failure !== undefined) throw failure.reason;
   return results;
 }
+
+/**
+ * Waits for all of `tasks`, started together, and fails as running them one after the other
+ * would have: with the error of the first task in the list that failed. For checks whose order
+ * decides which problem a user is told about.
+ */
+export async function allInOrder(tasks: Array<Promise<unknown>>): Promise<void> {
+  const settled = await Promise.allSettled(tasks);
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
+}
+
+/**
+ * `task`, started now to be awaited later, after other things: a failure it meets meanwhile is
+ * not an unhandled rejection (it is thrown where the caller awaits it, if it gets that far).
+ */
+export function startedEarly<T>(task: Promise<T>): Promise<T> {
+  task.catch(() => undefined);
+  return task;
+}

@@ -71,7 +71,7 @@ daemon_pid() {
 }
 
 # layerfs records each mount in /run/layerfs/mounts/*.json ({"pid": ..., "mountpoint": ...});
-# fall back to the newest mount daemon (`dist/bundle/daemon.js`; its command line names no mountpoint,
+# fall back to the newest mount daemon (`dist/bundle/daemon.cjs`; its command line names no mountpoint,
 # and the benchmark runs one layerfs mount at a time).
 layerfs_pid() {
   local mnt=$1 pid
@@ -86,7 +86,7 @@ layerfs_pid() {
       } catch {}
     }' "$mnt" 2> /dev/null)
   if [[ -z $pid ]] || ! kill -0 "$pid" 2> /dev/null; then
-    pid=$(pgrep -n -f -- "dist/bundle/daemon.js")
+    pid=$(pgrep -n -f -- "dist/bundle/daemon.cjs")
   fi
   echo "$pid"
 }

@@ -1,5 +1,4 @@
-import { parseReference } from '../registry/reference.js';
-import { storeName } from '../source/open.js';
+import { parseReference, storeName } from '../registry/reference.js';
 import type { Store, StoredImage } from '../store/store.js';
 
 /**

@@ -3,7 +3,7 @@
  * start its daemon before anything else is loaded: the daemon's start-up then overlaps with this
  * process loading the CLI (src/cli/program.ts) and resolving the image.
  */
-import { prestartDaemon } from '../mount/background.js';
+import { prestartDaemon } from '../mount/daemon-process.js';
 
 /**
  * Whether this command line will serve a mount from a daemon: `mount` without --foreground. Only

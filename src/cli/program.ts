@@ -2,24 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../errors.js';
 import { setLogLevel } from '../log.js';
-import { mountCommand } from './commands/mount.js';
-import { umountCommand } from './commands/umount.js';
-import { imagesCommand } from './commands/images.js';
-import { rmiCommand } from './commands/rmi.js';
-import { pruneCommand } from './commands/prune.js';
-import { dfCommand } from './commands/df.js';
-import { checkCommand } from './commands/check.js';
-import { pullCommand } from './commands/pull.js';
-import { psCommand } from './commands/ps.js';
-import { commitCommand } from './commands/commit.js';
-import { diffCommand } from './commands/diff.js';
-import { exportCommand, saveCommand } from './commands/export.js';
-import { pushCommand } from './commands/push.js';
-import { tagCommand } from './commands/tag.js';
-import { rmCommand } from './commands/rm.js';
-import { inspectCommand } from './commands/inspect.js';
-import { tagsCommand } from './commands/tags.js';
-import { loginCommand, logoutCommand } from './commands/login.js';
+import { withCommands } from './commands/index.js';
 import { describeError } from './error-report.js';
 import { createRequire } from 'node:module';
 
@@ -40,29 +23,7 @@ export async function runCli(): Promise<void> {
 
 async function parseAndRun(): Promise<void> {
   if (process.env.LAYERFS_LOG === 'debug' || process.env.LAYERFS_LOG === 'info') setLogLevel(process.env.LAYERFS_LOG);
-  await yargs(hideBin(process.argv))
-    .scriptName('layerfs')
-    .usage('$0 <command> [options]')
-    .command(mountCommand)
-    .command(umountCommand)
-    .command(imagesCommand)
-    .command(rmiCommand)
-    .command(pruneCommand)
-    .command(dfCommand)
-    .command(checkCommand)
-    .command(pullCommand)
-    .command(pushCommand)
-    .command(tagCommand)
-    .command(psCommand)
-    .command(diffCommand)
-    .command(commitCommand)
-    .command(exportCommand)
-    .command(saveCommand)
-    .command(rmCommand)
-    .command(inspectCommand)
-    .command(tagsCommand)
-    .command(loginCommand)
-    .command(logoutCommand)
+  await withCommands(yargs(hideBin(process.argv)).scriptName('layerfs').usage('$0 <command> [options]'))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .help()

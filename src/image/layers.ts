@@ -1,5 +1,4 @@
 import type { Digest } from '../oci/digest.js';
-import { extractLayer } from '../extract/index.js';
 import { log } from '../log.js';
 import type { Store, StoredImage } from '../store/store.js';
 
@@ -18,6 +17,9 @@ export interface LayerSpec {
  */
 export async function ensureLayer(store: Store, layer: LayerSpec): Promise<'existing' | 'created'> {
   return store.layers.ensure(layer.diffId, async ({ treeDir, indexPath }) => {
+    // Loaded here: a mount daemon needs the extractor (and zlib, worker threads) only for a layer
+    // evicted since the pull, and its start-up is on the path of every mount.
+    const { extractLayer } = await import('../extract/index.js');
     await extractLayer(store.blobs.open(layer.digest), treeDir, {
       mediaType: layer.mediaType,
       expectedDigest: layer.digest,

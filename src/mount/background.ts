@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
+import { type DaemonProcess, startDaemonProcess, takePrestartedDaemonProcess } from './daemon-process.js';
 import type { DaemonMessage, DaemonRequest } from './daemon-request.js';
 import { RunDir } from './run-dir.js';
 
@@ -12,9 +11,6 @@ export interface PendingDaemon {
   cancel(): void;
 }
 
-/** What a daemon wrote to stderr before it moved stderr to its log: kept for error messages. */
-const MAX_EARLY_OUTPUT = 16 * 1024;
-
 /**
  * Starts a mount daemon (src/mount/daemon.ts), detached. It is started before the caller knows
  * what to mount, so that Node's start-up and the loading of the serving code overlap with the
@@ -24,29 +20,16 @@ const MAX_EARLY_OUTPUT = 16 * 1024;
  * caller that exits without sending one ends it: the daemon leaves when its IPC channel closes.
  */
 export function spawnDaemon(): PendingDaemon {
-  const [entry, loader] = daemonEntry();
-  // A small young generation and a heap that grows by 20 % instead of V8's default (up to 2x)
-  // between major collections: the daemon keeps one long-lived node per name it has seen, and
-  // the defaults cost 20-40 MiB of RSS on a large image for no measurable speed (bench/README.md).
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--heap-growing-percent=20', ...loader, entry], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  // Nothing here may keep the caller alive: it may fail and exit before it ever sends a request.
-  child.unref();
-  child.channel?.unref();
-  let early = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (text: string) => {
-    early = (early + text).slice(-MAX_EARLY_OUTPUT);
-  });
-  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  return pendingDaemon(startDaemonProcess());
+}
 
-  const exited = new Promise<string>((resolve) => {
-    child.once('error', (err) => resolve(`cannot start the mount daemon: ${err.message}`));
-    child.once('exit', (code, signal) => resolve(`the mount daemon exited (${signal ?? `code ${code}`}) before the mount was ready`));
-  });
-  const listening = waitForMessage(child, 'listening');
+/** The daemon src/cli/main.ts started (`prestartDaemon`), if any (once): the caller serves or cancels it. */
+export function takePrestartedDaemon(): PendingDaemon | undefined {
+  const started = takePrestartedDaemonProcess();
+  return started === undefined ? undefined : pendingDaemon(started);
+}
+
+function pendingDaemon({ child, earlyOutput, listening, exited }: DaemonProcess): PendingDaemon {
   const release = () => {
     child.removeAllListeners();
     child.stderr?.destroy();
@@ -55,7 +38,10 @@ export function spawnDaemon(): PendingDaemon {
   return {
     async serve(request, timeoutMs = 60_000) {
       const logFile = new RunDir(request.runDir).logPath(request.mountpoint);
-      const failure = (what: string) => new UserError(`${what}${early.trim() === '' ? '' : `:\n${early.trim()}`}\n(see ${logFile})`);
+      const failure = (what: string) => {
+        const early = earlyOutput().trim();
+        return new UserError(`${what}${early === '' ? '' : `:\n${early}`}\n(see ${logFile})`);
+      };
       let timer: NodeJS.Timeout | undefined;
       try {
         return await new Promise<string>((resolve, reject) => {
@@ -82,43 +68,4 @@ export function spawnDaemon(): PendingDaemon {
     },
     cancel: release,
   };
-}
-
-function waitForMessage(child: ChildProcess, type: DaemonMessage['type']): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const onMessage = (message: DaemonMessage) => {
-      if (message.type !== type) return;
-      child.off('message', onMessage);
-      resolve();
-    };
-    child.on('message', onMessage);
-  });
-}
-
-/**
- * The daemon's script and the Node flags it needs: next to this module in the bundle and in
- * tsc's output (`daemon.js`); from the TypeScript sources (tests run through tsx) with tsx's loader.
- */
-function daemonEntry(): [string, string[]] {
-  const fromSources = import.meta.url.endsWith('.ts');
-  const entry = fileURLToPath(new URL(fromSources ? './daemon.ts' : './daemon.js', import.meta.url));
-  return [entry, fromSources ? ['--import', 'tsx'] : []];
-}
-
-let prestarted: PendingDaemon | undefined;
-
-/**
- * Starts the daemon for a command line that will need one, before the rest of the program is
- * even loaded; `takePrestartedDaemon` hands it to the command. A guess that turns out wrong
- * costs one idle process that leaves when this one does.
- */
-export function prestartDaemon(): void {
-  prestarted ??= spawnDaemon();
-}
-
-/** The daemon `prestartDaemon` started, if any (once): the caller serves or cancels it. */
-export function takePrestartedDaemon(): PendingDaemon | undefined {
-  const daemon = prestarted;
-  prestarted = undefined;
-  return daemon;
 }

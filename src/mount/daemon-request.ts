@@ -28,6 +28,7 @@ export interface UnionRequest extends CommonRequest {
 /** An image from the store, with its writable layer (by name) unless read-only. */
 export interface ImageRequest extends CommonRequest {
   kind: 'image';
+  /** A store the sending command has opened (made, cleared of leftovers): the daemon takes it as it is. */
   storeRoot: string;
   image: { digest: Digest; refs: string[] };
   container?: string;

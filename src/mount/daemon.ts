@@ -33,7 +33,7 @@ async function serve(request: DaemonRequest): Promise<void> {
     await serveUnion({ ...common, stack: request.stack, upperFormat: request.upperFormat });
     return;
   }
-  const store = await Store.open(request.storeRoot);
+  const store = Store.opened(request.storeRoot);
   const image = await store.image(request.image.digest, request.image.refs);
   await serveImage({ ...common, store, image, container: request.container });
 }

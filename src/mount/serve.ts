@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { startedEarly } from '../concurrency.js';
 import { UserError } from '../errors.js';
 import { log } from '../log.js';
 import { loadFuseNative, mountWithFuseNative } from '../fuse/fuse-native-transport.js';
@@ -10,7 +11,7 @@ import { LAYERFS_FSTYPE, mountAt } from './mountinfo.js';
 import { listenForControl } from './control.js';
 import { RunDir } from './run-dir.js';
 import { detach } from './unmount.js';
-import { type StackPaths, checkFuseAvailable, validateMountpoint, validateStack } from './validate.js';
+import { type StackPaths, checkFuseAvailable, checkMountpointApart, checkMountpointFree, validateStack } from './validate.js';
 
 export interface ServeOptions {
   stack: StackPaths;
@@ -64,9 +65,13 @@ export async function serveUnion(options: ServeOptions): Promise<void> {
 }
 
 async function serve(options: ServeOptions, onStopSignal: (handler: (signal: string) => void) => void): Promise<void> {
+  // The checks run at once; the problem reported is the one checking them in turn finds first.
+  const freeMountpoint = startedEarly(checkMountpointFree(options.mountpoint));
+  const fuseAvailable = startedEarly(checkFuseAvailable());
   const stack = await validateStack(options.stack);
-  const mountpoint = await validateMountpoint(options.mountpoint, stack);
-  await checkFuseAvailable();
+  const mountpoint = await freeMountpoint;
+  checkMountpointApart(mountpoint, stack);
+  await fuseAvailable;
 
   // Modes from the kernel already have the caller's umask applied; ours must not apply again.
   process.umask(0);

@@ -1,5 +1,6 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { allInOrder } from '../concurrency.js';
 import { UserError, isErrno } from '../errors.js';
 import { mountAt } from './mountinfo.js';
 import { isStale } from './unmount.js';
@@ -14,13 +15,12 @@ export interface StackPaths {
 export async function validateStack(input: StackPaths): Promise<StackPaths> {
   if (input.lowers.length === 0) throw new UserError('at least one lower directory is needed (--lower DIR[:DIR...])');
   const lowers = input.lowers.map((dir) => resolve(dir));
-  for (const dir of lowers) await requireDirectory(dir, 'lower directory');
-  if (input.upper === undefined) {
+  const upper = input.upper === undefined ? undefined : resolve(input.upper);
+  await allInOrder([...lowers.map((dir) => requireDirectory(dir, 'lower directory')), ...(upper === undefined ? [] : [requireDirectory(upper, 'upper directory')])]);
+  if (upper === undefined) {
     if (input.workdir !== undefined) throw new UserError('--workdir only makes sense with --upper');
     return { lowers };
   }
-  const upper = resolve(input.upper);
-  await requireDirectory(upper, 'upper directory');
   const workdir = resolve(input.workdir ?? join(dirname(upper), `.${basename(upper)}.layerfs-work`));
   if (input.workdir === undefined) await fsp.mkdir(workdir, { recursive: true, mode: 0o700 });
   await requireDirectory(workdir, 'work directory');
@@ -35,24 +35,34 @@ export async function validateStack(input: StackPaths): Promise<StackPaths> {
   return { lowers, upper, workdir };
 }
 
-/** Checks that `mountpoint` can take a new mount: a directory, not mounted on, empty. */
-export async function validateMountpoint(mountpoint: string, stack: StackPaths): Promise<string> {
+/**
+ * Checks that `mountpoint` can take a new mount: a directory, not mounted on, empty. Returns it
+ * resolved; `checkMountpointApart` then compares it with the stack.
+ */
+export async function checkMountpointFree(mountpoint: string): Promise<string> {
   const path = resolve(mountpoint);
-  if (await isStale(path)) {
-    throw new UserError(`${path} holds a stale mount whose daemon has died; clear it with: layerfs umount ${path}`);
-  }
-  await requireDirectory(path, 'mountpoint');
-  if ((await mountAt(path)) !== undefined) {
-    throw new UserError(`${path} is busy: something is already mounted there (layerfs umount ${path} to clear a layerfs mount)`);
-  }
+  const notStale = async () => {
+    if (await isStale(path)) throw new UserError(`${path} holds a stale mount whose daemon has died; clear it with: layerfs umount ${path}`);
+  };
+  const notMountedOn = async () => {
+    if ((await mountAt(path)) !== undefined) {
+      throw new UserError(`${path} is busy: something is already mounted there (layerfs umount ${path} to clear a layerfs mount)`);
+    }
+  };
+  await allInOrder([notStale(), requireDirectory(path, 'mountpoint'), notMountedOn()]);
+  // Only now: listing what is mounted there would ask that filesystem, which may not answer.
   const entries = await fsp.readdir(path);
   if (entries.length > 0) throw new UserError(`mountpoint ${path} is not empty`);
+  return path;
+}
+
+/** Checks that a (resolved) mountpoint is neither inside a layer of the stack nor contains one. */
+export function checkMountpointApart(path: string, stack: StackPaths): void {
   for (const dir of [...stack.lowers, stack.upper, stack.workdir]) {
     if (dir !== undefined && overlaps(dir, path)) {
       throw new UserError(`mountpoint ${path} and ${dir} overlap; a layer must not be inside its own mount or contain it`);
     }
   }
-  return path;
 }
 
 /** FUSE needs /dev/fuse and, for this transport, root (libfuse 2 mounts with mount(2)). */

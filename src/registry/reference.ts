@@ -84,6 +84,14 @@ export function formatReference(ref: ImageReference): string {
   return `${repositoryName(ref)}${tag}${digest}`;
 }
 
+/**
+ * The store name of a registry image: `repo:tag`, or `repo@digest` when pulled by digest (a
+ * digest names content, and the tag beside it may have moved on the registry since).
+ */
+export function storeName(ref: ImageReference): string {
+  return ref.digest === undefined ? formatReference(ref) : formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest });
+}
+
 /** 'docker.io/library/ubuntu': registry and repository, without tag or digest. */
 export function repositoryName(ref: RepositoryRef): string {
   return `${ref.registry}/${ref.repository}`;

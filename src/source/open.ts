@@ -3,7 +3,7 @@ import { lookupCredentials } from '../config/credentials.js';
 import { type RegistriesConfig, allowsPlainHttp, endpointsFor } from '../config/registries.js';
 import type { AuthCredentials } from '../registry/auth.js';
 import type { HttpTransport, RetryPolicy } from '../registry/http.js';
-import { type ImageReference, formatReference, parseReference } from '../registry/reference.js';
+import { type ImageReference, parseReference, storeName } from '../registry/reference.js';
 import { type DockerArchiveSource, openDockerArchive } from './docker-archive.js';
 import { openOciLayout } from './oci-layout.js';
 import { RegistrySource } from './registry-source.js';
@@ -91,14 +91,6 @@ async function credentialsFor(host: string, context: SourceContext): Promise<Aut
   const found = await lookupCredentials(host, { env: context.env, home: context.home });
   if (found === undefined) return undefined;
   return 'identityToken' in found ? { identityToken: found.identityToken } : { username: found.username, password: found.password };
-}
-
-/**
- * The store name of a registry image: `repo:tag`, or `repo@digest` when pulled by digest (a
- * digest names content, and the tag beside it may have moved on the registry since).
- */
-export function storeName(ref: ImageReference): string {
-  return ref.digest === undefined ? formatReference(ref) : formatReference({ registry: ref.registry, repository: ref.repository, digest: ref.digest });
 }
 
 /**

@@ -63,6 +63,14 @@ export class Store {
     this.containers = new Containers(this.paths, this.temp);
   }
 
+  /**
+   * A store another process has just opened with `open`: nothing is made and nothing cleared.
+   * A mount daemon takes its parent command's store this way; it starts on the path of a mount.
+   */
+  static opened(root: string): Store {
+    return new Store(root);
+  }
+
   /** Opens (creating if needed) a store and clears what crashed processes left in its temp area. */
   static async open(root: string): Promise<Store> {
     const store = new Store(root);

@@ -33,14 +33,14 @@ async function layerfs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Res
   }
 }
 
-/** Pids of mount daemons (dist/bundle/daemon.js) running now, waiting or serving. */
+/** Pids of mount daemons (dist/bundle/daemon.cjs) running now, waiting or serving. */
 function daemonPids(): Set<number> {
   const pids = new Set<number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.endsWith('/daemon.js'))) pids.add(Number(entry));
+      if (argv.some((arg) => arg.endsWith('/daemon.cjs'))) pids.add(Number(entry));
     } catch {
       // gone meanwhile
     }
@@ -92,7 +92,7 @@ describe('mount lifecycle through the CLI', () => {
     const pid = await daemonPid();
     // Also what makes the "no daemon left behind" tests below mean something: they find daemons
     // by this same test.
-    assert.ok(daemonPids().has(pid), `the serving process ${pid} is a mount daemon (daemon.js)`);
+    assert.ok(daemonPids().has(pid), `the serving process ${pid} is a mount daemon (daemon.cjs)`);
     process.kill(pid, 'SIGTERM');
     await waitFor(() => !isMounted(mp) && !alive(pid), 'the daemon to unmount and exit');
     assert.equal(await readFile(join(upper, 'new.txt'), 'utf8'), 'written\n', 'writes reached the upper');

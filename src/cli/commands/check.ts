@@ -1,16 +1,16 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { checkStore } from '../../image/check.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface CheckArgs extends StoreArgs {
   repair: boolean;
   content: boolean;
 }
 
-export const checkCommand: CommandModule<object, CheckArgs> = {
-  command: 'check',
-  describe: 'Verify blobs and extracted layers; --repair drops damaged entries',
+/** `layerfs check`: its options and what it does (usage and summary: ./index.ts). */
+export const checkCommand: CommandImplementation<CheckArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

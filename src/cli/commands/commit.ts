@@ -1,13 +1,13 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { commitContainer } from '../../image/commit.js';
 import { whileFrozen } from '../../mount/control.js';
 import { RunDir, defaultRunDir } from '../../mount/run-dir.js';
-import { parseReference } from '../../registry/reference.js';
-import { storeName } from '../../source/open.js';
+import { parseReference, storeName } from '../../registry/reference.js';
 import { UserError } from '../../errors.js';
 import { StoreError } from '../../store/errors.js';
 import { findContainer } from '../container-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface CommitArgs extends StoreArgs {
   container: string;
@@ -17,9 +17,8 @@ interface CommitArgs extends StoreArgs {
   runDir?: string;
 }
 
-export const commitCommand: CommandModule<object, CommitArgs> = {
-  command: 'commit <container> <repository>',
-  describe: 'Make a new image from a writable layer (NAME or MOUNTPOINT) on top of its image',
+/** `layerfs commit`: its options and what it does (usage and summary: ./index.ts). */
+export const commitCommand: CommandImplementation<CommitArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

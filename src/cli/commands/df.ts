@@ -1,14 +1,14 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { humanSize, table } from '../format.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface DfArgs extends StoreArgs {
   format: 'table' | 'json';
 }
 
-export const dfCommand: CommandModule<object, DfArgs> = {
-  command: 'df',
-  describe: 'Show store disk usage: shared layers counted once, and what prune would reclaim',
+/** `layerfs df`: its options and what it does (usage and summary: ./index.ts). */
+export const dfCommand: CommandImplementation<DfArgs> = {
   builder: (y: Argv) =>
     withStoreOption(y.option('format', { choices: ['table', 'json'] as const, default: 'table' as const })) as unknown as Argv<DfArgs>,
   handler: async (args: ArgumentsCamelCase<DfArgs>) => {

@@ -1,17 +1,17 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { computeChanges } from '../../image/changes.js';
 import { layerStack } from '../../image/layers.js';
 import { findContainer, imageOf } from '../container-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface DiffArgs extends StoreArgs {
   container: string;
   format: 'text' | 'json';
 }
 
-export const diffCommand: CommandModule<object, DiffArgs> = {
-  command: 'diff <container>',
-  describe: 'List what a writable layer (NAME or MOUNTPOINT) changed: A added, C changed, D deleted',
+/** `layerfs diff`: its options and what it does (usage and summary: ./index.ts). */
+export const diffCommand: CommandImplementation<DiffArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { exportRootfs } from '../../image/export.js';
 import { saveImage } from '../../image/save.js';
@@ -7,15 +7,15 @@ import { findContainer, imageOf } from '../container-lookup.js';
 import { findLocalImage } from '../image-lookup.js';
 import { writeOutput } from '../output-file.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface ExportArgs extends StoreArgs {
   source: string;
   file: string;
 }
 
-export const exportCommand: CommandModule<object, ExportArgs> = {
-  command: 'export <source> <file>',
-  describe: 'Write the flattened root filesystem of an image or a writable layer (NAME) as one tar ("-": stdout)',
+/** `layerfs export`: its options and what it does (usage and summary: ./index.ts). */
+export const exportCommand: CommandImplementation<ExportArgs> = {
   builder: (y: Argv) =>
     withStoreOption(y.positional('source', { type: 'string', demandOption: true }).positional('file', { type: 'string', demandOption: true })) as unknown as Argv<ExportArgs>,
   handler: async (args: ArgumentsCamelCase<ExportArgs>) => {
@@ -46,9 +46,8 @@ interface SaveArgs extends StoreArgs {
   format: 'oci-archive' | 'docker-archive';
 }
 
-export const saveCommand: CommandModule<object, SaveArgs> = {
-  command: 'save <image> <file>',
-  describe: 'Write an image as an archive: OCI layout tar, or docker-archive for docker load ("-": stdout)',
+/** `layerfs save`: its options and what it does (usage and summary: ./index.ts). */
+export const saveCommand: CommandImplementation<SaveArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

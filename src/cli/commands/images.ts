@@ -1,15 +1,15 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { humanAge, humanSize, splitRef, table } from '../format.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface ImagesArgs extends StoreArgs {
   digests: boolean;
   format: 'table' | 'json';
 }
 
-export const imagesCommand: CommandModule<object, ImagesArgs> = {
-  command: 'images',
-  describe: 'List images in the local store',
+/** `layerfs images`: its options and what it does (usage and summary: ./index.ts). */
+export const imagesCommand: CommandImplementation<ImagesArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

@@ -1,11 +1,13 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { fetchConfig, resolveImage } from '../../pull/resolve.js';
 import { hostPlatform, parsePlatform } from '../../registry/platform.js';
 import { openSource } from '../../source/open.js';
 import { findLocalImage } from '../image-lookup.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface InspectArgs extends StoreArgs, RegistryArgs {
   image: string;
@@ -13,9 +15,8 @@ interface InspectArgs extends StoreArgs, RegistryArgs {
   platform?: string;
 }
 
-export const inspectCommand: CommandModule<object, InspectArgs> = {
-  command: 'inspect <image>',
-  describe: 'Print an image\'s manifest, config and layers as JSON (from the store, or --remote)',
+/** `layerfs inspect`: its options and what it does (usage and summary: ./index.ts). */
+export const inspectCommand: CommandImplementation<InspectArgs> = {
   builder: (y: Argv) =>
     withRegistryOptions(
       withStoreOption(

@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { homedir } from 'node:os';
 import { removeCredentials, saveCredentials } from '../../config/credentials.js';
 import { allowsPlainHttp, endpointsFor } from '../../config/registries.js';
@@ -6,7 +6,9 @@ import { UserError } from '../../errors.js';
 import { verifyLogin } from '../../registry/login.js';
 import { normalizeRegistry } from '../../registry/reference.js';
 import { readSecret, readStdin } from '../prompt.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface LoginArgs extends RegistryArgs {
   registry: string;
@@ -14,9 +16,8 @@ interface LoginArgs extends RegistryArgs {
   passwordStdin: boolean;
 }
 
-export const loginCommand: CommandModule<object, LoginArgs> = {
-  command: 'login <registry>',
-  describe: 'Store credentials for a registry (in ~/.docker/config.json or its credential helper)',
+/** `layerfs login`: its options and what it does (usage and summary: ./index.ts). */
+export const loginCommand: CommandImplementation<LoginArgs> = {
   builder: (y: Argv) =>
     withRegistryOptions(
       y
@@ -50,9 +51,8 @@ interface LogoutArgs {
   registry: string;
 }
 
-export const logoutCommand: CommandModule<object, LogoutArgs> = {
-  command: 'logout <registry>',
-  describe: 'Remove stored credentials for a registry',
+/** `layerfs logout`: its options and what it does (usage and summary: ./index.ts). */
+export const logoutCommand: CommandImplementation<LogoutArgs> = {
   builder: (y: Argv) => y.positional('registry', { type: 'string', demandOption: true }) as unknown as Argv<LogoutArgs>,
   handler: async (args: ArgumentsCamelCase<LogoutArgs>) => {
     const registry = registryArgument(args.registry);

@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { setLogLevel } from '../../log.js';
@@ -9,6 +9,7 @@ import type { Store, StoredImage } from '../../store/store.js';
 import { findLocalImage } from '../image-lookup.js';
 import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface MountArgs extends StoreArgs, RegistryArgs {
   target: string;
@@ -28,9 +29,8 @@ interface MountArgs extends StoreArgs, RegistryArgs {
   runDir?: string;
 }
 
-export const mountCommand: CommandModule<object, MountArgs> = {
-  command: 'mount <target> [mountpoint]',
-  describe: 'Mount an image (IMAGE MOUNTPOINT) or a union of directories (--lower DIRS MOUNTPOINT)',
+/** `layerfs mount`: its options and what it does (usage and summary: ./index.ts). */
+export const mountCommand: CommandImplementation<MountArgs> = {
   builder: (y: Argv) =>
     withRegistryOptions(
       withStoreOption(
@@ -140,7 +140,7 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
   // Loaded only when a pull is needed: a mount of a cached image should not pay for it.
   const [{ sourceContext }, { openSource }, { pullProgress }, { pullImage }] = await Promise.all([
-    import('../registry-option.js'),
+    import('../source-context.js'),
     import('../../source/open.js'),
     import('../pull-progress.js'),
     import('../../pull/pull.js'),

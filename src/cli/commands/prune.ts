@@ -1,17 +1,17 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { parseSize } from '../../store/budget.js';
 import { humanSize } from '../format.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface PruneArgs extends StoreArgs {
   all: boolean;
   cacheSize?: string;
 }
 
-export const pruneCommand: CommandModule<object, PruneArgs> = {
-  command: 'prune',
-  describe: 'Remove layers and blobs no image uses (--all: also every image no mount uses)',
+/** `layerfs prune`: its options and what it does (usage and summary: ./index.ts). */
+export const pruneCommand: CommandImplementation<PruneArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

@@ -1,9 +1,10 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { diskUsage } from '../../store/layer-store.js';
 import { LAYERFS_FSTYPE, readMounts } from '../../mount/mountinfo.js';
 import { RunDir, defaultRunDir, processAlive } from '../../mount/run-dir.js';
 import { humanSize, table } from '../format.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface PsArgs extends StoreArgs {
   all: boolean;
@@ -13,9 +14,8 @@ interface PsArgs extends StoreArgs {
 
 type MountStatus = 'serving' | 'stale' | 'unmounted';
 
-export const psCommand: CommandModule<object, PsArgs> = {
-  command: 'ps',
-  describe: 'List image mounts and writable layers',
+/** `layerfs ps`: its options and what it does (usage and summary: ./index.ts). */
+export const psCommand: CommandImplementation<PsArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { pullImage } from '../../pull/pull.js';
 import { hostPlatform, parsePlatform } from '../../registry/platform.js';
@@ -6,8 +6,10 @@ import { openSource } from '../../source/open.js';
 import { defaultCacheBudget, parseSize } from '../../store/budget.js';
 import { humanSize } from '../format.js';
 import { pullProgress } from '../pull-progress.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface PullArgs extends StoreArgs, RegistryArgs {
   image: string;
@@ -17,9 +19,8 @@ interface PullArgs extends StoreArgs, RegistryArgs {
   cacheSize?: string;
 }
 
-export const pullCommand: CommandModule<object, PullArgs> = {
-  command: 'pull <image>',
-  describe: 'Pull an image into the local store (registry reference, oci:DIR[:REF] or docker-archive:FILE[:REF])',
+/** `layerfs pull`: its options and what it does (usage and summary: ./index.ts). */
+export const pullCommand: CommandImplementation<PullArgs> = {
   builder: (y: Argv) =>
     withRegistryOptions(
       withStoreOption(

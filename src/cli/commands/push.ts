@@ -1,12 +1,14 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { pushImage } from '../../image/push.js';
 import { formatReference, parseReference } from '../../registry/reference.js';
 import { registrySource } from '../../source/open.js';
 import { findLocalImage } from '../image-lookup.js';
 import { pullProgress } from '../pull-progress.js';
-import { type RegistryArgs, sourceContext, withRegistryOptions } from '../registry-option.js';
+import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
+import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface PushArgs extends StoreArgs, RegistryArgs {
   image: string;
@@ -14,9 +16,8 @@ interface PushArgs extends StoreArgs, RegistryArgs {
   quiet: boolean;
 }
 
-export const pushCommand: CommandModule<object, PushArgs> = {
-  command: 'push <image> [destination]',
-  describe: 'Upload an image from the local store to a registry (under its own name, or DESTINATION)',
+/** `layerfs push`: its options and what it does (usage and summary: ./index.ts). */
+export const pushCommand: CommandImplementation<PushArgs> = {
   builder: (y: Argv) =>
     withRegistryOptions(
       withStoreOption(

@@ -1,15 +1,15 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { StoreError } from '../../store/errors.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface RmArgs extends StoreArgs {
   names: string[];
 }
 
-export const rmCommand: CommandModule<object, RmArgs> = {
-  command: 'rm <names..>',
-  describe: 'Delete writable layers that are not mounted',
+/** `layerfs rm`: its options and what it does (usage and summary: ./index.ts). */
+export const rmCommand: CommandImplementation<RmArgs> = {
   builder: (y: Argv) => withStoreOption(y.positional('names', { type: 'string', array: true, demandOption: true })) as unknown as Argv<RmArgs>,
   handler: async (args: ArgumentsCamelCase<RmArgs>) => {
     const store = await openStore(args);

@@ -1,17 +1,17 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
 import { StoreError } from '../../store/errors.js';
 import { canonicalName } from '../image-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface RmiArgs extends StoreArgs {
   images: string[];
   force: boolean;
 }
 
-export const rmiCommand: CommandModule<object, RmiArgs> = {
-  command: 'rmi <images..>',
-  describe: 'Remove images (and the layers no other image uses)',
+/** `layerfs rmi`: its options and what it does (usage and summary: ./index.ts). */
+export const rmiCommand: CommandImplementation<RmiArgs> = {
   builder: (y: Argv) =>
     withStoreOption(
       y

@@ -1,18 +1,17 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
-import { parseReference } from '../../registry/reference.js';
-import { storeName } from '../../source/open.js';
+import { parseReference, storeName } from '../../registry/reference.js';
 import { findLocalImage } from '../image-lookup.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface TagArgs extends StoreArgs {
   source: string;
   target: string;
 }
 
-export const tagCommand: CommandModule<object, TagArgs> = {
-  command: 'tag <source> <target>',
-  describe: 'Give an image of the local store another name',
+/** `layerfs tag`: its options and what it does (usage and summary: ./index.ts). */
+export const tagCommand: CommandImplementation<TagArgs> = {
   builder: (y: Argv) =>
     withStoreOption(y.positional('source', { type: 'string', demandOption: true }).positional('target', { type: 'string', demandOption: true })) as unknown as Argv<TagArgs>,
   handler: async (args: ArgumentsCamelCase<TagArgs>) => {

@@ -1,7 +1,8 @@
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { resolve } from 'node:path';
 import { RunDir, defaultRunDir } from '../../mount/run-dir.js';
 import { unmount } from '../../mount/unmount.js';
+import type { CommandImplementation } from '../lazy-command.js';
 
 interface UmountArgs {
   mountpoint: string;
@@ -9,10 +10,8 @@ interface UmountArgs {
   runDir?: string;
 }
 
-export const umountCommand: CommandModule<object, UmountArgs> = {
-  command: 'umount <mountpoint>',
-  aliases: ['unmount'],
-  describe: 'Unmount a layerfs mount (also clears a stale mount left by a killed daemon)',
+/** `layerfs umount`: its options and what it does (usage and summary: ./index.ts). */
+export const umountCommand: CommandImplementation<UmountArgs> = {
   builder: (y: Argv) =>
     y
       .positional('mountpoint', { type: 'string', demandOption: true })
