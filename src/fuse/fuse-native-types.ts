@@ -350,7 +350,7 @@ export interface FuseInstance {
    */
   /** Every listing the binding's readdir cache keeps is stale from now on (patched). */
   invalidateListings(): void;
-  /** Whether the kernel took FUSE passthrough at INIT (known once mounted; patched). */
+  /** Whether the kernel took FUSE passthrough at INIT (known once INIT is answered, which the mount callback does not wait for; patched). */
   readonly passthroughActive: boolean;
   /**
    * Registers host file `fd` with the kernel for passthrough opens and returns its backing id
