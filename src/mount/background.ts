@@ -37,9 +37,10 @@ function pendingDaemon({ child, earlyOutput, listening, exited }: DaemonProcess)
   };
   return {
     async serve(request, timeoutMs = 60_000) {
-      const logFile = new RunDir(request.runDir).logPath(request.mountpoint);
+      // (The log's name is a hash, worked out only for a failure: the first one costs ~4 ms.)
       const failure = (what: string) => {
         const early = earlyOutput().trim();
+        const logFile = new RunDir(request.runDir).logPath(request.mountpoint);
         return new UserError(`${what}${early === '' ? '' : `:\n${early}`}\n(see ${logFile})`);
       };
       let timer: NodeJS.Timeout | undefined;
