@@ -11,13 +11,14 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, rm, symlink as fsSymlink, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { digestHex } from '../../src/oci/digest.js';
 import { MountClient } from '../helpers/clients.js';
 import { LAYERFS_BIN, LAYERFS_OVERLAY_BIN } from '../helpers/mount.js';
-import { onPath } from '../helpers/process.js';
+import { alive, onPath, waitFor } from '../helpers/process.js';
+import { isMounted } from '../helpers/tmp.js';
 import { type EntrySpec, dir, file, hardlink, symlink } from '../helpers/tar-builder.js';
 import { dumpHostDir, dumpTree, linePath } from '../helpers/tree-dump.js';
 import type { TestImage } from '../registry/harness/images.js';
@@ -404,4 +405,41 @@ export async function assertOverlayUpper(upperDir: string): Promise<void> {
   assert.match(line('/var/lib/stay') ?? 'missing', / trusted\.overlay\.opaque=79$/, 'a directory made where a removed one was is opaque');
   assert.match(line('/newdir') ?? 'missing', / trusted\.overlay\.opaque=79$/, 'a renamed lower directory is opaque');
   assert.match(line('/etc/hostname') ?? 'missing', new RegExp(sha256hex('changed\n')));
+}
+
+/**
+ * Where a container's freshly mounted root is, and who serves it: inside the variant's private
+ * graph root, by the configured mount program (for layerfs, by one of its live daemons, whose run
+ * directory is `layerfsRunDir`). Returns its tree without the root line.
+ */
+export async function freshMountTree(variant: Variant, mountpoint: string, graphRoot: string, layerfsRunDir: string): Promise<string[]> {
+  assert.ok(mountpoint.startsWith(graphRoot), `mounted in the private graph root: ${mountpoint}`);
+  assert.equal(fstypeAt(mountpoint), fstypeOf(variant), 'mounted by the configured mount program');
+  if (variant === 'layerfs') {
+    const states = await daemonStates(layerfsRunDir);
+    assert.ok(states.some((s) => s.mountpoint === mountpoint && alive(s.pid)), `a layerfs daemon serves ${mountpoint}`);
+  }
+  return withoutRoot(await dumpTree(new MountClient(mountpoint)));
+}
+
+/** Makes the suite's changes (`modify`) through a container's mount; returns the tree after them. */
+export async function changedMountTree(variant: Variant, mountpoint: string): Promise<string[]> {
+  await modify(mountpoint);
+  const tree = withoutRoot(await dumpTree(new MountClient(mountpoint)));
+  // The container's upper (containers/storage's diff dir) is in the overlay form.
+  if (variant === 'layerfs') await assertOverlayUpper(join(dirname(mountpoint), 'diff'));
+  return tree;
+}
+
+/**
+ * Runs the client's umount of a container mounted at `mountpoint` and checks that it ended the
+ * mount and, for layerfs, every daemon that served it (and their recorded state).
+ */
+export async function unmountAndCheck(variant: Variant, mountpoint: string, layerfsRunDir: string, umount: () => Promise<unknown>): Promise<void> {
+  const states = await daemonStates(layerfsRunDir);
+  await umount();
+  assert.ok(!isMounted(mountpoint), `${mountpoint} is unmounted`);
+  if (variant !== 'layerfs') return;
+  for (const state of states) await waitFor(() => !alive(state.pid), `daemon ${state.pid} to exit`);
+  await waitFor(async () => (await daemonStates(layerfsRunDir)).length === 0, 'the daemon state to be removed');
 }

@@ -15,11 +15,10 @@
 // Needs root, /dev/fuse, buildah, fuse-overlayfs, umoci, docker-registry, GNU tar.
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, unlink, writeFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MountClient } from '../helpers/clients.js';
 import { TempDirs, isMounted } from '../helpers/tmp.js';
-import { dumpHostDir, dumpTree, linePath } from '../helpers/tree-dump.js';
+import { dumpHostDir, linePath } from '../helpers/tree-dump.js';
 import { buildTestImage } from '../registry/harness/images.js';
 import { pushTestImage } from '../registry/harness/push.js';
 import { type RunningRegistry, useRegistry } from '../registry/harness/registry-server.js';
@@ -33,7 +32,9 @@ import {
   type Outcome,
   VARIANTS,
   type Variant,
-  assertOverlayUpper,
+  changedMountTree,
+  freshMountTree,
+  unmountAndCheck,
   assertPulled,
   assertSameOutcome,
   committedLayer,
@@ -42,12 +43,9 @@ import {
   exec,
   expectedTrees,
   fstypeAt,
-  fstypeOf,
   layerfsEnvFor,
-  modify,
   pulledTree,
   storageEnv,
-  withoutRoot,
   writeStorageFiles,
   run,
 } from './containers-storage-env.js';
@@ -120,32 +118,18 @@ describe('layerfs-overlay as the mount_program of buildah (containers/storage)',
       await prepareVariant(variant);
       await buildah(variant, ['from', '--tls-verify=false', '--name', container(variant), baseRef]);
       mountpoint = (await buildah(variant, ['mount', container(variant)])).stdout.trim();
-      assert.ok(mountpoint.startsWith(join(variantDir(variant), 'graph')), `mounted in the private graph root: ${mountpoint}`);
-      assert.equal(fstypeAt(mountpoint), fstypeOf(variant), 'mounted by the configured mount program');
-      if (variant === 'layerfs') {
-        const states = await daemonStates(runDir(variant));
-        assert.ok(states.some((s) => s.mountpoint === mountpoint && alive(s.pid)), `a layerfs daemon serves ${mountpoint}`);
-      }
-      outcome.fresh = withoutRoot(await dumpTree(new MountClient(mountpoint)));
+      outcome.fresh = await freshMountTree(variant, mountpoint, join(variantDir(variant), 'graph'), runDir(variant));
       assert.deepEqual(outcome.fresh, expected);
     });
 
     it(`${variant}: write, delete, rename through the mount: the same tree as those changes made to a plain copy`, async () => {
       assert.ok(mountpoint !== '' && isMounted(mountpoint), 'mounted by the previous test');
-      await modify(mountpoint);
-      outcome.changed = withoutRoot(await dumpTree(new MountClient(mountpoint)));
+      outcome.changed = await changedMountTree(variant, mountpoint);
       assert.deepEqual(outcome.changed, expectedChanged);
-      // The container's upper (containers/storage's diff dir) is in the overlay form.
-      if (variant === 'layerfs') await assertOverlayUpper(join(dirname(mountpoint), 'diff'));
     });
 
     it(`${variant}: buildah umount ends the mount${variant === 'layerfs' ? ' and its daemon' : ''}`, async () => {
-      const states = await daemonStates(runDir(variant));
-      await buildah(variant, ['umount', container(variant)]);
-      assert.ok(!isMounted(mountpoint), `${mountpoint} is unmounted`);
-      if (variant !== 'layerfs') return;
-      for (const state of states) await waitFor(() => !alive(state.pid), `daemon ${state.pid} to exit`);
-      await waitFor(async () => (await daemonStates(runDir(variant))).length === 0, 'the daemon state to be removed');
+      await unmountAndCheck(variant, mountpoint, runDir(variant), () => buildah(variant, ['umount', container(variant)]));
     });
 
     it(`${variant}: buildah commit + push; layerfs pull + mount --read-only shows exactly the changed tree`, async (t) => {

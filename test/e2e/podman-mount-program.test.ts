@@ -48,7 +48,9 @@ import {
   type Outcome,
   VARIANTS,
   type Variant,
-  assertOverlayUpper,
+  changedMountTree,
+  freshMountTree,
+  unmountAndCheck,
   assertPulled,
   assertSameOutcome,
   committedLayer,
@@ -59,7 +61,6 @@ import {
   fstypeAt,
   fstypeOf,
   layerfsEnvFor,
-  modify,
   pulledTree,
   run,
   storageEnv,
@@ -253,31 +254,18 @@ describe('layerfs-overlay as the mount_program of podman (containers/storage)', 
       await podman(variant, ['pull', '--quiet', '--tls-verify=false', baseRef]);
       await podman(variant, ['create', '--name', container(variant), baseRef, '/bin/sh']);
       mountpoint = (await podman(variant, ['mount', container(variant)])).stdout.trim();
-      assert.ok(mountpoint.startsWith(join(variantDir(variant), 'graph')), `mounted in the private graph root: ${mountpoint}`);
-      assert.equal(fstypeAt(mountpoint), fstypeOf(variant), 'mounted by the configured mount program');
-      if (variant === 'layerfs') {
-        const states = await daemonStates(runDir(variant));
-        assert.ok(states.some((s) => s.mountpoint === mountpoint && alive(s.pid)), `a layerfs daemon serves ${mountpoint}`);
-      }
-      outcome.fresh = withoutRoot(await dumpTree(new MountClient(mountpoint)));
+      outcome.fresh = await freshMountTree(variant, mountpoint, join(variantDir(variant), 'graph'), runDir(variant));
       assert.deepEqual(outcome.fresh, expected);
     });
 
     it(`${variant}: write, delete, rename through the mount: the same tree as those changes made to a plain copy`, async () => {
       assert.ok(mountpoint !== '' && isMounted(mountpoint), 'mounted by the previous test');
-      await modify(mountpoint);
-      outcome.changed = withoutRoot(await dumpTree(new MountClient(mountpoint)));
+      outcome.changed = await changedMountTree(variant, mountpoint);
       assert.deepEqual(outcome.changed, expectedChanged);
-      if (variant === 'layerfs') await assertOverlayUpper(join(dirname(mountpoint), 'diff'));
     });
 
     it(`${variant}: podman umount ends the mount${variant === 'layerfs' ? ' and its daemon' : ''}`, async () => {
-      const states = await daemonStates(runDir(variant));
-      await podman(variant, ['umount', container(variant)]);
-      assert.ok(!isMounted(mountpoint), `${mountpoint} is unmounted`);
-      if (variant !== 'layerfs') return;
-      for (const state of states) await waitFor(() => !alive(state.pid), `daemon ${state.pid} to exit`);
-      await waitFor(async () => (await daemonStates(runDir(variant))).length === 0, 'the daemon state to be removed');
+      await unmountAndCheck(variant, mountpoint, runDir(variant), () => podman(variant, ['umount', container(variant)]));
     });
 
     it(`${variant}: podman commit + push; layerfs pull + mount --read-only shows exactly the changed tree`, async (t) => {
