@@ -1,0 +1,89 @@
+// The per-open I/O mode decisions of src/fuse/kernel-io-modes.ts. Real mounts cover what the kernel
+// does with them (test/e2e/passthrough.test.ts); these cover the orderings a real mount cannot be
+// made to hit on purpose, such as a read-only open finishing while a write open is copying up. The
+// backing registrations are recorded instead of being made on /dev/fuse: the decisions are what
+// is under test, and each registration's effect is checked on real mounts.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { type BackingFiles, KernelIoModes } from '../../src/fuse/kernel-io-modes.js';
+
+class RecordedBacking implements BackingFiles {
+  readonly open = new Set<number>();
+  registrations = 0;
+  #next = 1;
+  constructor(private readonly failWith?: string) {}
+  openBacking(_fd: number): number {
+    if (this.failWith !== undefined) throw Object.assign(new Error(this.failWith), { code: this.failWith });
+    this.registrations++;
+    const id = this.#next++;
+    this.open.add(id);
+    return id;
+  }
+  closeBacking(id: number): void {
+    assert.ok(this.open.delete(id), `backing id ${id} closed twice or never opened`);
+  }
+}
+
+const LOWER = { keepCache: true, lowerFd: 99 };
+const UPPER = { keepCache: false };
+
+describe('KernelIoModes', () => {
+  it('read-only opens of a lower file share one backing id, closed at the last release', () => {
+    const backing = new RecordedBacking();
+    const modes = new KernelIoModes(backing);
+    assert.deepEqual(modes.opened(7, 1, LOWER), { kind: 'passthrough', backingId: 1 });
+    assert.deepEqual(modes.opened(7, 2, LOWER), { kind: 'passthrough', backingId: 1 });
+    assert.equal(backing.registrations, 1);
+    modes.released(1);
+    assert.deepEqual([...backing.open], [1], 'still open while a handle uses it');
+    modes.released(2);
+    assert.deepEqual([...backing.open], []);
+    assert.deepEqual(modes.opened(7, 3, LOWER), { kind: 'passthrough', backingId: 2 }, 'registered anew');
+  });
+
+  it('a content change is refused while the inode has passthrough opens, and allowed after', () => {
+    const modes = new KernelIoModes(new RecordedBacking());
+    modes.opened(7, 1, LOWER);
+    assert.equal(modes.beginChange(7), false);
+    assert.equal(modes.beginChange(8), true, 'another inode is not concerned');
+    modes.endChange(8);
+    modes.released(1);
+    assert.equal(modes.beginChange(7), true);
+  });
+
+  it('a change under way holds off passthrough: a read-only open finishing meanwhile is cached', () => {
+    const backing = new RecordedBacking();
+    const modes = new KernelIoModes(backing);
+    assert.equal(modes.beginChange(7), true);
+    assert.deepEqual(modes.opened(7, 1, LOWER), { kind: 'cached', keepCache: true });
+    assert.deepEqual(modes.opened(7, 2, UPPER, true), { kind: 'cached', keepCache: false });
+    modes.endChange(7);
+    assert.deepEqual(modes.opened(7, 3, LOWER), { kind: 'cached', keepCache: true }, 'cached opens still there');
+    assert.equal(backing.registrations, 0);
+    for (const fh of [1, 2, 3]) modes.released(fh);
+    assert.equal(modes.opened(7, 4, LOWER).kind, 'passthrough', 'once every cached open is released');
+  });
+
+  it('a writable open is never passthrough, even with a backing id registered for its inode', () => {
+    const modes = new KernelIoModes(new RecordedBacking());
+    modes.opened(7, 1, LOWER);
+    assert.deepEqual(modes.opened(7, 2, LOWER, true), { kind: 'cached', keepCache: true });
+  });
+
+  it('after a metadata copy-up (no lower fd) a read-only open still shares the registered id', () => {
+    const modes = new KernelIoModes(new RecordedBacking());
+    modes.opened(7, 1, LOWER);
+    assert.deepEqual(modes.opened(7, 2, UPPER), { kind: 'passthrough', backingId: 1 });
+    assert.deepEqual(new KernelIoModes(new RecordedBacking()).opened(8, 1, UPPER), { kind: 'cached', keepCache: false }, 'no id to share: cached');
+  });
+
+  it('without passthrough, or when registration fails, every open is cached; each new failure is reported once', () => {
+    assert.deepEqual(new KernelIoModes(undefined).opened(7, 1, LOWER), { kind: 'cached', keepCache: true });
+    const reported: string[] = [];
+    const modes = new KernelIoModes(new RecordedBacking('ELOOP'), (code) => reported.push(code));
+    assert.deepEqual(modes.opened(7, 1, LOWER), { kind: 'cached', keepCache: true });
+    assert.deepEqual(modes.opened(8, 2, LOWER), { kind: 'cached', keepCache: true });
+    assert.deepEqual(reported, ['ELOOP']);
+    assert.equal(modes.beginChange(7), true, 'cached opens block no change');
+  });
+});
