@@ -109,7 +109,8 @@ function buildOps(
    * Runs a change that may alter the link count of the names `work` returns. The invalidation
    * needs the root directory's lock: when the request itself works in the root directory (and so
    * holds that lock) it can only go out after the reply; otherwise it is done before replying, so
-   * the caller's next stat already sees fresh attributes.
+   * the caller's next stat already sees fresh attributes. link()'s source needs none of this: the
+   * binding marks its attributes stale by node id just before the reply (patch version 5).
    */
   const runRefreshing = (op: string, dirs: string[], cb: unknown, work: () => Promise<string[]>) => {
     const reply = cb as (err: number) => void;
@@ -117,10 +118,11 @@ function buildOps(
     work().then(
       async (names) => {
         if (names.length === 0) return reply(0);
-        if (!inRoot) await invalidateTop(topNames(names));
+        if (!inRoot) {
+          await invalidateTop(topNames(names));
+          return reply(0);
+        }
         reply(0);
-        // A name the request itself used (link's source) stays busy until the reply is out, so
-        // its entry can only be dropped now; the kernel gives no way to do it any sooner.
         void invalidateTop(topNames(names));
       },
       (err: unknown) => reply(toErrno(err, op, dirs[0] ?? '')),

@@ -51,13 +51,8 @@ import { TempDirs, makeTempDir, removeTempDir } from '../helpers/tmp.js';
  * so layerfs can only drop it just after: a stat of f right after link(2) may still see the old
  * st_nlink. Other names (unlink, rename, link's siblings) are refreshed before the reply.
  */
-export const HARDLINK_SOURCE_LIMIT =
-  "fuse-native transport: right after link(f, g), f's own cached st_nlink can be stale (libfuse 2 path API; see docs/union-semantics.md)";
-
 export interface UnionCase {
   name: string;
-  /** Set when the fuse-native transport cannot meet the case yet: the mount run reports it as todo. */
-  mountLimit?: string;
   /** Lower layers, top first. */
   lowers: LayerSpec[];
   /** Initial content of the upper (only with `writable`). */
@@ -1029,7 +1024,6 @@ export const unionCases: UnionCase[] = [
   },
   {
     name: "link()'s source shows the new link count at once",
-    mountLimit: HARDLINK_SOURCE_LIMIT,
     writable: true,
     upper: [file('u', 'U')],
     lowers: [[file('a', 'A')]],

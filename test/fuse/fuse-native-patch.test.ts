@@ -317,10 +317,10 @@ describe('options and stat encoding (no mount)', () => {
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
   });
 
-  test('PATCH_VERSION 4: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 4);
+  test('PATCH_VERSION 5: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 5);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 4);
+    assert.equal(binding.layerfs_patch_version, 5);
     assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
     assert.equal(typeof binding.fuse_native_backing_open, 'function');
