@@ -45,13 +45,12 @@ export class LayerDir {
   }
 }
 
-/** What one layer has in one directory, read once (lower layers never change). */
-export interface LayerEntry {
-  /** S_IFMT bits of the entry. */
-  type: number;
-}
-
-export type LayerListing = Map<string, LayerEntry>;
+/**
+ * What one layer has in one directory, read once (lower layers never change): each name's S_IFMT
+ * bits (or the tree's whiteout type). A number rather than an object per entry: a large image has
+ * one entry per file, and the listings of every directory looked into stay in memory.
+ */
+export type LayerListing = Map<string, number>;
 
 const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -70,7 +69,7 @@ export async function readLayerListing(hostDir: string): Promise<LayerListing> {
   const dirents = await fsp.readdir(hostDir, { withFileTypes: true });
   const listing: LayerListing = new Map();
   for (const d of dirents) {
-    listing.set(d.name, { type: direntType(d) });
+    listing.set(d.name, direntType(d));
   }
   return listing;
 }

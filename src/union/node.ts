@@ -2,6 +2,36 @@ import type { HostStat } from './host-stat.js';
 import type { LayerListing } from './layer-dir.js';
 import type { DirEntry, Ino } from './types.js';
 
+/** The `lowers` of a name no lower layer shows through (shared: never modified, only replaced). */
+export const NO_LOWERS: readonly number[] = Object.freeze([]);
+const onlyLowers: Array<readonly number[]> = [];
+
+/**
+ * `lowers` for a name that one lower layer provides: one shared frozen array per layer, as most
+ * names of an image are files from a single layer (an array each cost megabytes).
+ */
+export function onlyLower(index: number): readonly number[] {
+  return (onlyLowers[index] ??= Object.freeze([index]));
+}
+
+/** `lowers` as given, or the shared array when it is the common single layer or none. */
+export function lowerList(indices: number[]): readonly number[] {
+  if (indices.length === 0) return NO_LOWERS;
+  return indices.length === 1 ? onlyLower(indices[0]!) : indices;
+}
+
+/**
+ * What only some names need: unlinked ones, lower hardlinks and copied-up ones. Kept
+ * apart so that the many nodes that need none of it stay small.
+ */
+class SeldomState {
+  unlinked = false;
+  lastStat: HostStat | undefined = undefined;
+  orphanPath: string | undefined = undefined;
+  statIno: Ino | undefined = undefined;
+  generation = 0;
+}
+
 /**
  * A name in the merged tree (a dentry): where it lives in the stack and what the engine has
  * learned about it. Hardlinked names are separate nodes that share an inode number.
@@ -19,7 +49,7 @@ export class Node {
    * for a directory every layer that merges into it; for anything else the one layer that
    * provides it while it is not in the upper.
    */
-  lowers: number[];
+  lowers: readonly number[];
   /**
    * Some lower layer has an entry at this name that would show if the upper entry went away:
    * removing the name must then leave a whiteout behind.
@@ -28,6 +58,7 @@ export class Node {
   // Made on first use: most nodes are files, which never need them.
   #children: Map<string, Node> | undefined;
   #listings: Map<'upper' | number, LayerListing> | undefined;
+  #seldom: SeldomState | undefined;
 
   /** Positive lookups below this directory. */
   get children(): Map<string, Node> {
@@ -38,30 +69,64 @@ export class Node {
   get listings(): Map<'upper' | number, LayerListing> {
     return (this.#listings ??= new Map());
   }
-  /** Merged listing of this directory: name to the node-independent facts readdir needs. */
-  merged: Map<string, MergedEntry> | undefined;
+  /** The names of this directory's merged listing (markers and hidden names left out). */
+  merged: Set<string> | undefined;
   /** The last readdir answer (names with inode numbers), while nothing in the directory changed. */
   entries: DirEntry[] | undefined;
-  /** Open handles on this node. */
-  openCount = 0;
-  /** Removed from the tree while still open (reported with st_nlink 0). */
-  unlinked = false;
   /** Real inode number of the upper entry, once the node is in the upper. */
   upperIno: bigint | undefined = undefined;
+  /** Open handles on this node. */
+  openCount = 0;
+
+  #seldomState(): SeldomState {
+    return (this.#seldom ??= new SeldomState());
+  }
+
+  /** Removed from the tree while still open (reported with st_nlink 0). */
+  get unlinked(): boolean {
+    return this.#seldom?.unlinked ?? false;
+  }
+  set unlinked(unlinked: boolean) {
+    this.#seldomState().unlinked = unlinked;
+  }
+
   /** Last attributes read for an upper node: what an unlinked node reports once its file is gone. */
-  lastStat: HostStat | undefined = undefined;
+  get lastStat(): HostStat | undefined {
+    return this.#seldom?.lastStat;
+  }
+  set lastStat(st: HostStat | undefined) {
+    this.#seldomState().lastStat = st;
+  }
+
   /** Where an open file that was unlinked from the upper now lives (in the work directory). */
-  orphanPath: string | undefined = undefined;
+  get orphanPath(): string | undefined {
+    return this.#seldom?.orphanPath;
+  }
+  set orphanPath(path: string | undefined) {
+    this.#seldomState().orphanPath = path;
+  }
+
   /**
    * The inode number `stat` shows when it differs from `ino`: each name of a file hardlinked in a
    * lower layer is a node of its own (writing one name copies up that name alone, so the engine
    * must always know which name an operation means), yet all of them show the one inode number.
    */
-  statIno: Ino | undefined = undefined;
-  /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */
-  generation = 0;
+  get statIno(): Ino | undefined {
+    return this.#seldom?.statIno;
+  }
+  set statIno(ino: Ino | undefined) {
+    this.#seldomState().statIno = ino;
+  }
 
-  constructor(init: { ino: Ino; parent: Node | null; name: string; type: number; inUpper: boolean; lowers: number[]; lowerPresent: boolean }) {
+  /** Bumped at copy-up, so read-only handles opened on the lower copy switch to the upper one. */
+  get generation(): number {
+    return this.#seldom?.generation ?? 0;
+  }
+  set generation(generation: number) {
+    this.#seldomState().generation = generation;
+  }
+
+  constructor(init: { ino: Ino; parent: Node | null; name: string; type: number; inUpper: boolean; lowers: readonly number[]; lowerPresent: boolean }) {
     this.ino = init.ino;
     this.parent = init.parent;
     this.name = init.name;
@@ -96,9 +161,9 @@ export class Node {
    * of a directory being filled are not read again for every new entry.
    */
   noteUpperAdded(name: string, type: number, visible = true): void {
-    this.listings.get('upper')?.set(name, { type });
+    this.listings.get('upper')?.set(name, type);
     if (visible) {
-      this.merged?.set(name, { type, source: 'upper' });
+      this.merged?.add(name);
       this.entries = undefined;
     }
   }
@@ -111,12 +176,6 @@ export class Node {
       this.entries = undefined;
     }
   }
-}
-
-export interface MergedEntry {
-  type: number;
-  /** Where the entry comes from: 'upper' or a lower index. */
-  source: 'upper' | number;
 }
 
 /**

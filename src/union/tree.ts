@@ -14,7 +14,7 @@ import {
   whiteoutName,
 } from '../oci/whiteout.js';
 import { LayerDir, type LayerListing, S_IFCHR, S_IFDIR, fileType, readLayerListing } from './layer-dir.js';
-import { InodeNumbers, type MergedEntry, Node, NodeTable } from './node.js';
+import { InodeNumbers, NO_LOWERS, Node, NodeTable, lowerList, onlyLower } from './node.js';
 import { type Ino, ROOT_INO } from './types.js';
 
 /** Longest name a directory entry may have (NAME_MAX); FUSE itself would let 1024 through. */
@@ -116,10 +116,10 @@ export class MergedTree {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) listing = new Map();
       else throw err;
     }
-    for (const [name, entry] of listing) {
-      if (entry.type !== S_IFCHR) continue;
+    for (const [name, type] of listing) {
+      if (type !== S_IFCHR) continue;
       const st = await fsp.lstat(`${hostDir}/${name}`);
-      if (isOverlayWhiteout(st.mode, st.rdev)) entry.type = WHITEOUT_TYPE;
+      if (isOverlayWhiteout(st.mode, st.rdev)) listing.set(name, WHITEOUT_TYPE);
     }
     dir.listings.set(source, listing);
     return listing;
@@ -149,17 +149,17 @@ export class MergedTree {
 
     for (const source of this.sourcesOf(dir)) {
       const listing = await this.listing(dir, source);
-      const entry = listing.get(name);
+      const type = listing.get(name);
       const markerHere = listing.has(whiteoutName(name));
-      if (entry !== undefined && entry.type !== WHITEOUT_TYPE) {
+      if (type !== undefined && type !== WHITEOUT_TYPE) {
         if (found === undefined) {
-          found = { type: entry.type, source };
-          if (entry.type === S_IFDIR && source !== 'upper') dirLowers.push(source);
-          if (entry.type !== S_IFDIR) collecting = false;
+          found = { type, source };
+          if (type === S_IFDIR && source !== 'upper') dirLowers.push(source);
+          if (type !== S_IFDIR) collecting = false;
           else if (await this.isOpaque(dir, name, source)) collecting = false;
         } else {
           lowerPresent = true;
-          if (collecting && entry.type === S_IFDIR) {
+          if (collecting && type === S_IFDIR) {
             dirLowers.push(source as number);
             if (await this.isOpaque(dir, name, source)) collecting = false;
           } else {
@@ -167,17 +167,17 @@ export class MergedTree {
           }
           if (!collecting) break;
         }
-      } else if (entry !== undefined && found === undefined) {
+      } else if (type !== undefined && found === undefined) {
         break; // overlay-form whiteout: nothing of the name shows below it
       }
       if (markerHere) break; // a marker hides the layers below, never its own layer
-      if (entry !== undefined && entry.type === WHITEOUT_TYPE) break;
+      if (type === WHITEOUT_TYPE) break;
       if (found !== undefined && found.source !== 'upper' && !collecting) break;
     }
     if (found === undefined) return undefined;
 
     const inUpper = found.source === 'upper';
-    const lowers = found.type === S_IFDIR ? dirLowers : inUpper ? [] : [found.source as number];
+    const lowers = found.type === S_IFDIR ? lowerList(dirLowers) : inUpper ? NO_LOWERS : onlyLower(found.source as number);
     const hostPath = this.layerOf(found.source).host(dir.childPath(name));
     const st = compactStat(await fsp.lstat(hostPath, { bigint: true }));
     if (fileType(st.mode) !== found.type) {
@@ -209,15 +209,15 @@ export class MergedTree {
     return isOpaqueDir(this.layerOf(source).host(dir.childPath(name)));
   }
 
-  /** The merged listing of `dir`: upper first, no duplicates, markers and hidden names left out. */
-  async merged(dir: Node): Promise<Map<string, MergedEntry>> {
+  /** The names of `dir`'s merged listing: no duplicates, markers and hidden names left out. */
+  async merged(dir: Node): Promise<Set<string>> {
     if (dir.merged !== undefined) return dir.merged;
-    const result = new Map<string, MergedEntry>();
+    const result = new Set<string>();
     const hidden = new Set<string>();
     for (const source of this.sourcesOf(dir)) {
       const listing = await this.listing(dir, source);
       const hiddenBelow: string[] = [];
-      for (const [name, entry] of listing) {
+      for (const [name, type] of listing) {
         const kind = classifyName(name);
         if (kind.kind === 'whiteout') {
           hiddenBelow.push(kind.target);
@@ -229,11 +229,11 @@ export class MergedTree {
         }
         if (kind.kind === 'opaque') continue;
         if (result.has(name) || hidden.has(name)) continue;
-        if (entry.type === WHITEOUT_TYPE) {
+        if (type === WHITEOUT_TYPE) {
           hiddenBelow.push(name);
           continue;
         }
-        result.set(name, { type: entry.type, source });
+        result.add(name);
         // A non-directory (or a directory) here hides everything of that name further down;
         // `result.has` already takes care of that.
       }

@@ -9,7 +9,7 @@ import { checkAccess, toAttr } from './attr.js';
 import { compactStat } from './host-stat.js';
 import { HandleTable, type OpenFile } from './handles.js';
 import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
-import type { Node } from './node.js';
+import { NO_LOWERS, type Node } from './node.js';
 import { RwLock } from './rw-lock.js';
 import { MergedTree, WHITEOUT_TYPE, checkName } from './tree.js';
 import type { Attr, Caller, DirEntry, Ino, OpenResult, RenameFlags, SetAttr, StatFs, UnionFs } from './types.js';
@@ -363,8 +363,8 @@ export class UnionEngine implements UnionFs {
 
   async #lowerHas(dir: Node, name: string): Promise<boolean> {
     for (const source of dir.lowers) {
-      const entry = (await this.#tree.listing(dir, source)).get(name);
-      if (entry !== undefined && entry.type !== WHITEOUT_TYPE) return true;
+      const type = (await this.#tree.listing(dir, source)).get(name);
+      if (type !== undefined && type !== WHITEOUT_TYPE) return true;
     }
     return false;
   }
@@ -688,14 +688,14 @@ export class UnionEngine implements UnionFs {
 
 /** After a directory was copied up whole and made opaque, nothing below it refers to lowers. */
 function detachFromLowers(dir: Node, tree: MergedTree): void {
-  dir.lowers = [];
+  dir.lowers = NO_LOWERS;
   dir.listings.clear();
   dir.merged = undefined;
   for (const child of dir.children.values()) {
     child.lowerPresent = false;
     tree.forgetLowerStat(child);
     if (fileType(child.type) === S_IFDIR) detachFromLowers(child, tree);
-    else child.lowers = [];
+    else child.lowers = NO_LOWERS;
   }
 }
 

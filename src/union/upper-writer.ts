@@ -11,7 +11,7 @@ import {
   whiteoutName,
 } from '../oci/whiteout.js';
 import { LayerDir, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, fileType } from './layer-dir.js';
-import type { Node } from './node.js';
+import { NO_LOWERS, type Node } from './node.js';
 import { type MergedTree, WHITEOUT_TYPE } from './tree.js';
 
 /**
@@ -116,7 +116,7 @@ export class UpperWriter {
     node.inUpper = true;
     this.#tree.forgetLowerStat(node);
     node.generation++;
-    if (fileType(node.type) !== S_IFDIR) node.lowers = [];
+    if (fileType(node.type) !== S_IFDIR) node.lowers = NO_LOWERS;
     node.parent?.noteUpperAdded(node.name, node.type);
     if (fileType(node.type) === S_IFDIR) node.listings.set('upper', new Map());
   }
