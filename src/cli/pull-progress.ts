@@ -2,6 +2,7 @@ import type cliProgress from 'cli-progress';
 import { createRequire } from 'node:module';
 import type { Digest } from '../oci/digest.js';
 import type { PullEvent } from '../pull/pull.js';
+import type { MovedName } from '../store/store.js';
 import { humanSize } from './format.js';
 
 /**
@@ -18,6 +19,14 @@ export type TransferEvent =
   | PullEvent
   | { type: 'layer-start'; digest: Digest; size: number; action: 'upload' }
   | { type: 'layer-done'; digest: Digest; outcome: 'uploaded' | 'mounted' | 'exists' };
+
+/**
+ * Says which names a pull took away from other images, even with --quiet: an image that loses
+ * its last name is no longer listed, and its layers become evictable.
+ */
+export function reportMovedNames(stream: NodeJS.WritableStream, moved: MovedName[]): void {
+  for (const { ref, from } of moved) stream.write(`note: ${ref} named another image (${from}) until now; it names this one now\n`);
+}
 
 export function pullProgress(stream: NodeJS.WriteStream, quiet: boolean): PullProgress {
   if (quiet) return { onEvent: () => undefined, stop: () => undefined };

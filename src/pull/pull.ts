@@ -8,7 +8,7 @@ import type { RetryPolicy } from '../registry/http.js';
 import { type PlatformSpec, formatPlatform, platformMatches } from '../registry/platform.js';
 import type { ImageSource } from '../source/types.js';
 import type { PartialBlob } from '../store/partial-blob.js';
-import type { Store, StoredImage } from '../store/store.js';
+import type { MovedName, Store, StoredImage } from '../store/store.js';
 import { mapLimit } from '../concurrency.js';
 import { readBlob } from './blob-reader.js';
 import { fetchConfig, parseImageConfig, resolveImage } from './resolve.js';
@@ -41,6 +41,8 @@ export interface PullOptions {
 
 export interface PullResult {
   image: StoredImage;
+  /** Names this image took over from other images in the store. */
+  moved: MovedName[];
   platform?: string;
   layers: Array<{ digest: Digest; outcome: LayerOutcome }>;
 }
@@ -76,8 +78,8 @@ export async function pullImage(store: Store, source: ImageSource, reference: st
   const unique = [...new Map(specs.map((s) => [s.digest, s])).values()];
   const outcomes = await mapLimit(unique, Math.max(1, options.maxConcurrentDownloads), (spec) => pullLayer(store, source, spec, emit, options.retry));
 
-  const image = await store.addImage(options.names, resolved.manifest.bytes, configBytes);
-  return { image, platform: resolved.platform, layers: unique.map((s, i) => ({ digest: s.digest, outcome: outcomes[i]! })) };
+  const { moved, ...image } = await store.addImage(options.names, resolved.manifest.bytes, configBytes);
+  return { image, moved, platform: resolved.platform, layers: unique.map((s, i) => ({ digest: s.digest, outcome: outcomes[i]! })) };
 }
 
 /** Makes one layer present as blob and as extracted tree. */

@@ -29,11 +29,14 @@ export interface RegistrySourceOptions {
 /**
  * An image repository on a registry and its mirrors. A mirror that fails (down, missing the
  * content, refusing us) is skipped for the next one, and the upstream registry is asked last;
- * the upstream's error is the one reported.
+ * the upstream's error is the one reported. A mirror that cannot be reached, times out or answers
+ * 429 or 5xx is not asked again by this source: each later request would only wait for the same
+ * failure. One that lacks something (404) or refuses us may still have the rest.
  */
 export class RegistrySource implements ImageSource {
   readonly name: string;
   readonly #clients: Array<{ endpoint: Endpoint; client: RegistryClient }>;
+  readonly #mirrorsDown = new Set<Endpoint>();
 
   constructor(registry: string, repository: string, options: RegistrySourceOptions) {
     this.name = `${registry}/${repository}`;
@@ -75,11 +78,14 @@ export class RegistrySource implements ImageSource {
 
   async #firstThatWorks<T>(what: string, fn: (c: { endpoint: Endpoint; client: RegistryClient }) => Promise<T>): Promise<T> {
     for (const entry of this.#clients) {
+      if (this.#mirrorsDown.has(entry.endpoint)) continue;
       try {
         return await fn(entry);
       } catch (err) {
         if (!entry.endpoint.mirror) throw err;
-        log.warn(`${what}: ${entry.endpoint.label} failed (${(err as Error).message}); trying the next source`);
+        const down = err instanceof RegistryError && (err.temporary || err.code === 'ERR_REGISTRY_NETWORK');
+        if (down) this.#mirrorsDown.add(entry.endpoint);
+        log.warn(`${what}: ${entry.endpoint.label} failed (${(err as Error).message}); ${down ? 'not asking it again; ' : ''}trying the next source`);
       }
     }
     throw new Error('unreachable: the upstream registry is always last');

@@ -33,11 +33,17 @@ export class ImageIndex {
     });
   }
 
-  async put(ref: string, manifest: Descriptor): Promise<void> {
-    await this.#update((manifests) => [
-      ...manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== ref),
-      { ...manifest, annotations: { ...manifest.annotations, [REF_NAME_ANNOTATION]: ref } },
-    ]);
+  /** Names `manifest` `ref`; returns the manifest digest the name was taken from, if another. */
+  async put(ref: string, manifest: Descriptor): Promise<Digest | undefined> {
+    let previous: Digest | undefined;
+    await this.#update((manifests) => {
+      previous = manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === ref)?.digest;
+      return [
+        ...manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== ref),
+        { ...manifest, annotations: { ...manifest.annotations, [REF_NAME_ANNOTATION]: ref } },
+      ];
+    });
+    return previous === manifest.digest ? undefined : previous;
   }
 
   /** Removes names; returns those that existed. */

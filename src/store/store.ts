@@ -24,6 +24,13 @@ export interface StoredImage {
   layers: Array<{ digest: Digest; diffId: Digest; mediaType: string; size: number }>;
 }
 
+/** A name that an image took over from another image (as `docker load` moves a tag). */
+export interface MovedName {
+  ref: string;
+  /** Manifest digest of the image the name was taken from. */
+  from: Digest;
+}
+
 export interface DiskUsage {
   images: number;
   layers: number;
@@ -83,7 +90,7 @@ export class Store {
   }
 
   /** Stores manifest and config bytes and names the image; the layers must already be stored. */
-  async addImage(refs: string[], manifestBytes: Buffer, configBytes: Buffer): Promise<StoredImage> {
+  async addImage(refs: string[], manifestBytes: Buffer, configBytes: Buffer): Promise<StoredImage & { moved: MovedName[] }> {
     const manifest = parseManifest(manifestBytes);
     parseConfig(configBytes);
     const configDigest = await this.blobs.write(configBytes);
@@ -92,8 +99,12 @@ export class Store {
     }
     const digest = await this.blobs.write(manifestBytes);
     const mediaType = manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json';
-    for (const ref of refs) await this.images.put(ref, { mediaType, digest, size: manifestBytes.length });
-    return this.image(digest, refs);
+    const moved: MovedName[] = [];
+    for (const ref of refs) {
+      const from = await this.images.put(ref, { mediaType, digest, size: manifestBytes.length });
+      if (from !== undefined) moved.push({ ref, from });
+    }
+    return { ...(await this.image(digest, refs)), moved };
   }
 
   /** Reads an image by manifest digest. */

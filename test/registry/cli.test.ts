@@ -305,11 +305,52 @@ describe('layerfs pull through mirrors', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, `${image.digest}\n`);
     for (const layer of image.layers) assert.match(run.stderr, new RegExp(`^${short(layer.digest)}: from registry ${escape(reg().host)}$`, 'm'));
-    assert.match(run.stderr, /mirror http:\/\/127\.0\.0\.1:9 failed \(.*connection refused\); trying the next source/);
-    assert.match(run.stderr, new RegExp(`mirror ${escape(mirror.url)} failed \\(.*HTTP 503.*\\); trying the next source`));
-    // Each mirror is asked once per request (manifest, config, two layers), without retries.
-    assert.equal(mirror.requests.length, 4);
+    assert.match(run.stderr, /mirror http:\/\/127\.0\.0\.1:9 failed \(.*connection refused\); not asking it again; trying the next source/);
+    assert.match(run.stderr, new RegExp(`mirror ${escape(mirror.url)} failed \\(.*HTTP 503.*\\); not asking it again; trying the next source`));
+    // Each mirror is asked once, without retries: after a failure that says it is down (refused,
+    // 503), the config and the two layers go straight to the registry.
+    assert.equal(mirror.requests.length, 1);
+    assert.equal(run.stderr.match(/mirror http:\/\/127\.0\.0\.1:9 failed/g)?.length, 1);
     assert.ok(Date.now() - started < 20_000);
+  });
+
+  it('--retry sets how often a failed request is tried again, --stall-timeout how long a silent connection is waited for', async () => {
+    const direct = `${new URL(mirror.url).host}/library/app:v1`;
+    const store = join(home, 'store-retry');
+    mirror.setFaults([{ kind: 'status', status: 503, on: 'all' }]);
+    for (const [retries, asked] of [[0, 1], [2, 3]] as const) {
+      mirror.requests.splice(0);
+      const run = await layerfs(['pull', '--root', store, '--retry', String(retries), direct], cleanEnv(home));
+      assertOneLineError(run, /HTTP 503/);
+      assert.equal(mirror.requests.length, asked, `--retry ${retries}`);
+    }
+
+    mirror.setContent({
+      manifests: { 'library/app:v1': { bytes: image.manifest, mediaType: image.manifestMediaType } },
+      blobs: Object.fromEntries([[image.configDigest, image.config], ...image.layers.map((l) => [l.digest, l.blob])]),
+    });
+    mirror.setFaults([{ kind: 'stall', afterBytes: 0, on: 'manifests' }]);
+    const started = Date.now();
+    const stalled = await layerfs(['pull', '--root', store, '--retry', '0', '--stall-timeout', '1', direct], cleanEnv(home));
+    assertOneLineError(stalled, /no data for too long/);
+    assert.ok(Date.now() - started < 15_000, 'gave up after the stall timeout, not the default 30 s');
+    mirror.setFaults([]);
+    mirror.setContent({ manifests: {}, blobs: {} });
+
+    const [negative, fraction, zero, word] = await Promise.all([
+      layerfs(['pull', '--root', store, '--retry', '-1', direct], cleanEnv(home)),
+      layerfs(['pull', '--root', store, '--retry', '1.5', direct], cleanEnv(home)),
+      layerfs(['pull', '--root', store, '--stall-timeout', '0', direct], cleanEnv(home)),
+      layerfs(['pull', '--root', store, '--stall-timeout', 'soon', direct], cleanEnv(home)),
+    ]);
+    for (const run of [negative, fraction]) {
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /^layerfs: --retry must be a whole number from 0 to 100, not -?1(\.5)?\n$/);
+    }
+    for (const run of [zero, word]) {
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /^layerfs: --stall-timeout must be a number of seconds above 0 and at most 86400, not (0|something that is not a number)\n$/);
+    }
   });
 
   it('a mirror that has the image serves it, and the output says so', async () => {

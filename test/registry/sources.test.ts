@@ -12,6 +12,7 @@ import { type Digest, digestHex, sha256 } from '../../src/oci/digest.js';
 import { MediaType, REF_NAME_ANNOTATION } from '../../src/oci/media-types.js';
 import { Store } from '../../src/store/store.js';
 import { dir, type EntrySpec, file, packTar } from '../helpers/tar-builder.js';
+import { LAYERFS_BIN } from '../helpers/mount.js';
 import { TempDirs } from '../helpers/tmp.js';
 import { buildIndex, buildTestImage, type BuiltIndex, type Compression, type TestImage } from './harness/images.js';
 import { assertLayerFiles, makeContext, pull, rejectsWithCode, storeContents, type TestContext } from './pull-support.js';
@@ -108,6 +109,28 @@ describe('pull from sources other than a registry', () => {
       await writeLayout(named, [other], [entryOf(other, 'docker.io/library/other:2')]);
       const full = await pull(store, `oci:${named}`, context);
       assert.deepEqual(full.image.refs, ['docker.io/library/other:2'], 'a full reference as ref.name names the image');
+    });
+
+    it('two layouts in directories of the same name: the second takes the name, and the pull says so', async () => {
+      const store = await freshStore();
+      const other = await buildTestImage([[file('other', 'other\n')]]);
+      const first = join(work, 'a', 'same-name');
+      const second = join(work, 'b', 'same-name');
+      await writeLayout(first, [image], [entryOf(image, 'v1')]);
+      await writeLayout(second, [other], [entryOf(other, 'v1')]);
+      const one = await pull(store, `oci:${first}`, context);
+      assert.deepEqual(one.moved, []);
+      assert.deepEqual((await pull(store, `oci:${first}`, context)).moved, [], 'the same image again moves nothing');
+      const two = await pull(store, `oci:${second}`, context);
+      assert.deepEqual(two.image.refs, ['localhost/same-name:v1']);
+      assert.deepEqual(two.moved, [{ ref: 'localhost/same-name:v1', from: image.digest }]);
+      assert.deepEqual((await store.listImages()).map((i) => [i.digest, i.refs]), [[other.digest, ['localhost/same-name:v1']]]);
+
+      // The command says so, even with --quiet (stdout stays the digest alone).
+      const cli = spawnSync(process.execPath, [LAYERFS_BIN, 'pull', '--quiet', '--root', store.paths.root, `oci:${first}`], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.equal(cli.stdout, `${image.digest}\n`);
+      assert.equal(cli.stderr, `note: localhost/same-name:v1 named another image (${other.digest}) until now; it names this one now\n`);
     });
 
     it('pulls by manifest digest', async () => {

@@ -139,7 +139,7 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   const wanted = args.platform === undefined ? undefined : parsePlatform(args.platform);
   if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
   // Loaded only when a pull is needed: a mount of a cached image should not pay for it.
-  const [{ sourceContext }, { openSource }, { pullProgress }, { pullImage }] = await Promise.all([
+  const [{ sourceContext }, { openSource }, { pullProgress, reportMovedNames }, { pullImage }] = await Promise.all([
     import('../source-context.js'),
     import('../../source/open.js'),
     import('../pull-progress.js'),
@@ -150,7 +150,9 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   const progress = pullProgress(process.stderr, args.quiet);
   try {
     const platform = wanted ?? hostPlatform();
-    const result = await pullImage(store, opened.source, opened.reference, { platform, strictPlatform: args.platform !== undefined, maxConcurrentDownloads: 3, names: opened.names, onEvent: (e) => progress.onEvent(e) });
+    const result = await pullImage(store, opened.source, opened.reference, { platform, strictPlatform: args.platform !== undefined, maxConcurrentDownloads: 3, names: opened.names, retry: context.retry, onEvent: (e) => progress.onEvent(e) });
+    progress.stop();
+    reportMovedNames(process.stderr, result.moved);
     return result.image;
   } finally {
     progress.stop();

@@ -5,7 +5,7 @@ import { hostPlatform, parsePlatform } from '../../registry/platform.js';
 import { openSource } from '../../source/open.js';
 import { defaultCacheBudget, parseSize } from '../../store/budget.js';
 import { humanSize } from '../format.js';
-import { pullProgress } from '../pull-progress.js';
+import { pullProgress, reportMovedNames } from '../pull-progress.js';
 import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
 import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
@@ -49,9 +49,11 @@ export const pullCommand: CommandImplementation<PullArgs> = {
         strictPlatform: args.platform !== undefined,
         maxConcurrentDownloads: args.maxConcurrentDownloads,
         names: opened.names,
+        retry: context.retry,
         onEvent: (event) => progress.onEvent(event),
       });
       progress.stop();
+      reportMovedNames(process.stderr, result.moved);
       const evicted = await store.evict(budget ?? (await defaultCacheBudget(store.paths.root)));
       if (!args.quiet) {
         if (evicted.length > 0) process.stderr.write(`evicted ${evicted.length} unused layer(s) to stay within the cache budget\n`);
