@@ -4,7 +4,7 @@
 # a slow result. See bench/README.md.
 #
 #   bash bench/run.sh [--quick] [--only layerfs,layerfs-passthrough,overlay,fuse-overlayfs] [--reps N]
-#                     [--cache DIR] [--timeout SECONDS] [--no-build]
+#                     [--workloads walk,read,...] [--cache DIR] [--timeout SECONDS] [--no-build]
 #
 # Needs root (mounting, dropping caches). Installs the tools it uses with apt-get if missing.
 set -uo pipefail   # no -e: failures are handled where they happen, most by recording them
@@ -22,13 +22,14 @@ source "$BENCH/lib/build.sh"
 usage() { sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 parse_args() {
-  MODE=full IMPLS=(overlay fuse-overlayfs layerfs layerfs-passthrough) REPS='' CACHE_ROOT=/var/tmp/layerfs-bench
+  MODE=full IMPLS=(overlay fuse-overlayfs layerfs layerfs-passthrough) REPS='' CACHE_ROOT=/var/tmp/layerfs-bench CHOSEN=()
   STEP_TIMEOUT='' BUILD=1
   while (($#)); do
     case $1 in
       --quick) MODE=quick ;;
       --only) IFS=, read -r -a IMPLS <<< "${2:?--only needs a list}"; shift ;;
       --reps) REPS=${2:?--reps needs a number}; shift ;;
+      --workloads) IFS=, read -r -a CHOSEN <<< "${2:?--workloads needs a list}"; shift ;;
       --cache) CACHE_ROOT=${2:?--cache needs a directory}; shift ;;
       --timeout) STEP_TIMEOUT=${2:?--timeout needs seconds}; shift ;;
       --no-build) BUILD=0 ;;
@@ -37,6 +38,13 @@ parse_args() {
     esac
     shift
   done
+  if ((${#CHOSEN[@]})); then
+    local wl
+    for wl in "${CHOSEN[@]}"; do
+      [[ " ${WORKLOADS[*]} " == *" $wl "* ]] || die "unknown workload '$wl' (${WORKLOADS[*]})"
+    done
+    WORKLOADS=("${CHOSEN[@]}")
+  fi
   local impl
   for impl in "${IMPLS[@]}"; do
     [[ $impl == @(overlay|fuse-overlayfs|layerfs|layerfs-passthrough) ]] ||
@@ -210,7 +218,8 @@ main() {
     fi
   fi
   ensure_layers
-  describe_workloads > "$RUN_ROOT/workloads.tsv"
+  # Only the rows of the workloads run (with their warm repeats), and the mount time.
+  describe_workloads | awk -F '\t' -v run=" ${WORKLOADS[*]} " '{ m = $1; sub(/_warm$/, "", m) } m == "mount" || index(run, " " m " ")' > "$RUN_ROOT/workloads.tsv"
   export -f "${WORKLOADS[@]/#/wl_}"
 
   log "running ${#WORKLOADS[@]} workloads x $REPS repetitions on: ${IMPLS[*]} ($MODE)"
