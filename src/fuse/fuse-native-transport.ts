@@ -177,14 +177,12 @@ function buildOps(
     open: (path, flags, cb) =>
       run('open', path, cb, async () => {
         const node = await ino(path);
-        if (!opensForWriting(flags)) {
+        const writable = opensForWriting(flags);
+        const open = async () => {
           const result = await fs.open(node, flags);
-          return openReply(result.fh, modes.opened(node, result.fh, result));
-        }
-        return changing(node, 'open', path, async () => {
-          const result = await fs.open(node, flags);
-          return openReply(result.fh, modes.opened(node, result.fh, result, true));
-        });
+          return openReply(result.fh, modes.opened(node, result.fh, result, writable));
+        };
+        return writable ? changing(node, 'open', path, open) : open();
       }),
     create: (path, mode, flags, cb) => {
       const caller = callerNow();

@@ -45,18 +45,26 @@ export class KernelIoModes {
   readonly #handles = new Map<number, { ino: Ino; kind: OpenMode['kind'] }>();
   /** The last backing failure reported (each new one is reported once). */
   #failure: string | undefined;
+  /**
+   * Passthrough is off for this mount, or the kernel refused it (EPERM: it did not take it at
+   * INIT, or we lack CAP_SYS_ADMIN): opens are then not tracked at all, nothing can conflict.
+   */
+  #off: boolean;
 
   /** `backing` undefined: no passthrough on this mount. */
   constructor(
     private readonly backing: BackingFiles | undefined,
     private readonly onBackingFailure: (code: string) => void = () => {},
-  ) {}
+  ) {
+    this.#off = backing === undefined;
+  }
 
   /**
    * Before a write open or a size change of `ino`: false when it must be refused (the inode has
    * passthrough opens). Otherwise it holds off passthrough until `endChange`.
    */
   beginChange(ino: Ino): boolean {
+    if (this.#off && this.#opens.size === 0) return true;
     const inode = this.#inode(ino);
     if (inode.passthrough > 0) {
       this.#forgetIfIdle(ino, inode);
@@ -78,6 +86,7 @@ export class KernelIoModes {
    * open must be made between beginChange and endChange.
    */
   opened(ino: Ino, fh: number, result: Pick<OpenResult, 'keepCache' | 'lowerFd'>, writable = false): OpenMode {
+    if (this.#off && this.#opens.size === 0) return { kind: 'cached', keepCache: result.keepCache };
     const inode = this.#inode(ino);
     // Never for a writable open: the kernel would open the lower file for writing.
     const mayStart = inode.cached === 0 && inode.changing === 0 && result.lowerFd !== undefined;
@@ -124,11 +133,12 @@ export class KernelIoModes {
   }
 
   #register(fd: number): number | undefined {
-    if (this.backing === undefined) return undefined;
+    if (this.#off || this.backing === undefined) return undefined;
     try {
       return this.backing.openBacking(fd);
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'EIO';
+      if (code === 'EPERM') this.#off = true;
       if (this.#failure !== code) this.onBackingFailure(code);
       this.#failure = code;
       return undefined;

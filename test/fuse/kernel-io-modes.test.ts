@@ -11,8 +11,10 @@ class RecordedBacking implements BackingFiles {
   readonly open = new Set<number>();
   registrations = 0;
   #next = 1;
+  attempts = 0;
   constructor(private readonly failWith?: string) {}
   openBacking(_fd: number): number {
+    this.attempts++;
     if (this.failWith !== undefined) throw Object.assign(new Error(this.failWith), { code: this.failWith });
     this.registrations++;
     const id = this.#next++;
@@ -85,5 +87,28 @@ describe('KernelIoModes', () => {
     assert.deepEqual(modes.opened(8, 2, LOWER), { kind: 'cached', keepCache: true });
     assert.deepEqual(reported, ['ELOOP']);
     assert.equal(modes.beginChange(7), true, 'cached opens block no change');
+    assert.equal(modes.opened(9, 3, LOWER).kind, 'cached');
+  });
+
+  it('after EPERM (the kernel took no passthrough) no open asks for a backing file again', () => {
+    const backing = new RecordedBacking('EPERM');
+    const reported: string[] = [];
+    const modes = new KernelIoModes(backing, (code) => reported.push(code));
+    for (let fh = 1; fh <= 5; fh++) assert.deepEqual(modes.opened(fh, fh, LOWER), { kind: 'cached', keepCache: true });
+    assert.equal(backing.attempts, 1);
+    assert.deepEqual(reported, ['EPERM']);
+    assert.equal(modes.beginChange(1), true, 'the open tracked before EPERM blocks nothing');
+    modes.endChange(1);
+    for (let fh = 1; fh <= 5; fh++) modes.released(fh);
+    assert.equal(modes.beginChange(2), true);
+    modes.endChange(2);
+  });
+
+  it('an ELOOP (a lower layer on a stacked filesystem) is tried again for other files', () => {
+    const backing = new RecordedBacking('ELOOP');
+    const modes = new KernelIoModes(backing);
+    modes.opened(7, 1, LOWER);
+    modes.opened(8, 2, LOWER);
+    assert.equal(backing.attempts, 2);
   });
 });

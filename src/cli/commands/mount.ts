@@ -139,26 +139,15 @@ async function localOrPulled(store: Store, args: MountArgs): Promise<StoredImage
   const wanted = args.platform === undefined ? undefined : parsePlatform(args.platform);
   if (local !== undefined && (wanted === undefined || builtFor(local, wanted))) return local;
   // Loaded only when a pull is needed: a mount of a cached image should not pay for it.
-  const [{ sourceContext }, { openSource }, { pullProgress, reportMovedNames }, { pullImage }] = await Promise.all([
-    import('../source-context.js'),
-    import('../../source/open.js'),
-    import('../pull-progress.js'),
-    import('../../pull/pull.js'),
-  ]);
-  const context = await sourceContext(args);
-  const opened = await openSource(args.target, context);
-  const progress = pullProgress(process.stderr, args.quiet);
-  try {
-    const platform = wanted ?? hostPlatform();
-    const result = await pullImage(store, opened.source, opened.reference, { platform, strictPlatform: args.platform !== undefined, maxConcurrentDownloads: 3, names: opened.names, retry: context.retry, onEvent: (e) => progress.onEvent(e) });
-    progress.stop();
-    reportMovedNames(process.stderr, result.moved);
-    return result.image;
-  } finally {
-    progress.stop();
-    await opened.source.close();
-    await context.http.close();
-  }
+  const { pullFromCommand } = await import('../pull-from-command.js');
+  const pulled = await pullFromCommand(store, args, {
+    target: args.target,
+    platform: wanted ?? hostPlatform(),
+    strictPlatform: args.platform !== undefined,
+    maxConcurrentDownloads: 3,
+    quiet: args.quiet,
+  });
+  return pulled.image;
 }
 
 /** Whether a stored image runs on `wanted` (an image whose config names no platform is taken as it is). */

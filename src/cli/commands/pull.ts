@@ -1,13 +1,10 @@
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { UserError } from '../../errors.js';
-import { pullImage } from '../../pull/pull.js';
 import { hostPlatform, parsePlatform } from '../../registry/platform.js';
-import { openSource } from '../../source/open.js';
 import { defaultCacheBudget, parseSize } from '../../store/budget.js';
 import { humanSize } from '../format.js';
-import { pullProgress, reportMovedNames } from '../pull-progress.js';
+import { pullFromCommand } from '../pull-from-command.js';
 import { type RegistryArgs, withRegistryOptions } from '../registry-option.js';
-import { sourceContext } from '../source-context.js';
 import { type StoreArgs, openStore, withStoreOption } from '../store-option.js';
 import type { CommandImplementation } from '../lazy-command.js';
 
@@ -40,31 +37,19 @@ export const pullCommand: CommandImplementation<PullArgs> = {
     const budget = args.cacheSize === undefined ? undefined : parseSize(args.cacheSize);
     if (args.cacheSize !== undefined && budget === undefined) throw new UserError(`--cache-size: not a size: ${JSON.stringify(args.cacheSize)} (use e.g. 512M, 20G)`, { exitCode: 2 });
     const store = await openStore(args);
-    const context = await sourceContext(args);
-    const opened = await openSource(args.image, context);
-    const progress = pullProgress(process.stderr, args.quiet);
-    try {
-      const result = await pullImage(store, opened.source, opened.reference, {
-        platform,
-        strictPlatform: args.platform !== undefined,
-        maxConcurrentDownloads: args.maxConcurrentDownloads,
-        names: opened.names,
-        retry: context.retry,
-        onEvent: (event) => progress.onEvent(event),
-      });
-      progress.stop();
-      reportMovedNames(process.stderr, result.moved);
-      const evicted = await store.evict(budget ?? (await defaultCacheBudget(store.paths.root)));
-      if (!args.quiet) {
-        if (evicted.length > 0) process.stderr.write(`evicted ${evicted.length} unused layer(s) to stay within the cache budget\n`);
-        const fetched = result.layers.filter((l) => l.outcome === 'downloaded').length;
-        process.stderr.write(`${opened.names.join(', ')}: ${fetched} of ${result.layers.length} layers downloaded, ${humanSize(await store.imageSize(result.image))} on disk\n`);
-      }
-      process.stdout.write(`${result.image.digest}\n`);
-    } finally {
-      progress.stop();
-      await opened.source.close();
-      await context.http.close();
+    const result = await pullFromCommand(store, args, {
+      target: args.image,
+      platform,
+      strictPlatform: args.platform !== undefined,
+      maxConcurrentDownloads: args.maxConcurrentDownloads,
+      quiet: args.quiet,
+    });
+    const evicted = await store.evict(budget ?? (await defaultCacheBudget(store.paths.root)));
+    if (!args.quiet) {
+      if (evicted.length > 0) process.stderr.write(`evicted ${evicted.length} unused layer(s) to stay within the cache budget\n`);
+      const fetched = result.layers.filter((l) => l.outcome === 'downloaded').length;
+      process.stderr.write(`${result.names.join(', ')}: ${fetched} of ${result.layers.length} layers downloaded, ${humanSize(await store.imageSize(result.image))} on disk\n`);
     }
+    process.stdout.write(`${result.image.digest}\n`);
   },
 };
