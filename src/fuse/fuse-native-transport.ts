@@ -5,7 +5,8 @@ import { type Attr, type Caller, type Ino, type UnionFs, opensForWriting } from 
 import { toErrno } from './errno.js';
 import { KernelIoModes, type OpenMode } from './kernel-io-modes.js';
 import { PathResolver } from './path-resolver.js';
-import type { Transport, TransportOptions } from './transport.js';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_BUSY_POLL_US, type Transport, type TransportOptions } from './transport.js';
 import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } from './fuse-native-types.js';
 
 const require = createRequire(import.meta.url);
@@ -57,13 +58,27 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
     mkdir: false,
     force: false,
     cacheListings: true, // dropped on every change (fs.onChange below)
+    keptListings: true, // no OPENDIR/RELEASEDIR per directory; see onInodeNumbersChanged below
     passthrough,
+    // Polling on a single CPU would only keep the caller from running.
+    busyPoll: options.busyPoll ?? (availableParallelism() >= 2 ? DEFAULT_BUSY_POLL_US : 0),
     options: mountOptions(options),
     onSessionEnd: () => sessionEnded(),
   } satisfies FuseOptions);
   instance = fuse;
   // Listings the binding answers readdirs from (without a trip here) are dropped on any change.
   fs.onChange(() => fuse.invalidateListings());
+  // The kernel resets a kept listing itself when a change through the mount touches its
+  // directory; a copy-up that gave a name another inode number touches none.
+  fs.onInodeNumbersChanged(
+    () =>
+      new Promise<void>((resolve) =>
+        fuse.invalidateKernelListings((err) => {
+          if (err) log.warn('dropping the kernel\'s directory listings failed', { err: err.message });
+          resolve();
+        }),
+      ),
+  );
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
   return {
     ended,

@@ -242,6 +242,16 @@ export interface FuseOptions {
    */
   cacheListings?: boolean;
   /**
+   * Directories opened without a request (patched): the binding answers the kernel's first
+   * OPENDIR ENOSYS, after which the kernel sends no OPENDIR or RELEASEDIR and keeps every listing
+   * it reads until a change made through the mount touches that directory. A change to a
+   * listing that no request tells the kernel of (an inode number changed by a copy-up) must be
+   * announced with `invalidateKernelListings()`.
+   */
+  keptListings?: boolean;
+  /** Microseconds a FUSE thread polls for the next request before it sleeps (patched; default 0). */
+  busyPoll?: number;
+  /**
    * Ask for FUSE passthrough (patched): protocol 7.40 with FUSE_PASSTHROUGH when the kernel
    * offers it (Linux 6.9+). Whether it took it: FuseInstance#passthroughActive.
    */
@@ -350,6 +360,14 @@ export interface FuseInstance {
    */
   /** Every listing the binding's readdir cache keeps is stale from now on (patched). */
   invalidateListings(): void;
+  /**
+   * keptListings: drops every directory listing the kernel keeps, on a native thread (page
+   * locks may be taken; never on the JS thread). `cb(null)` once done; else an Error with a
+   * negative `errno` and its `code` (ENOTCONN when not mounted). Patched.
+   */
+  invalidateKernelListings(cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
+  /** The requests the kernel sent so far by opcode name (`{ opendir: 3, readdir: 5 }`); counted when the channel is wrapped (cacheListings, keptListings, passthrough). Patched. */
+  requestCounts(): Record<string, number>;
   /** Whether the kernel took FUSE passthrough at INIT (known once INIT is answered, which the mount callback does not wait for; patched). */
   readonly passthroughActive: boolean;
   /**

@@ -15,7 +15,18 @@ export interface TransportOptions {
    * keeps reading the lower copy.
    */
   passthrough: boolean;
+  /**
+   * Microseconds a FUSE thread polls for the next request before it sleeps (0: never);
+   * undefined: DEFAULT_BUSY_POLL_US on a machine with two CPUs or more, else 0.
+   */
+  busyPoll?: number;
 }
+
+/**
+ * Long enough to cover the gap between two requests of a caller working through cached
+ * entries (a walk stats a directory's names in between), short enough to cost little CPU.
+ */
+export const DEFAULT_BUSY_POLL_US = 200;
 
 /** A mounted filesystem; `unmount` detaches it and stops serving. */
 export interface Mounted {

@@ -16,6 +16,8 @@ export interface ServeImageOptions {
   cacheTimeout: number;
   /** FUSE passthrough for reads of lower files (ServeOptions.passthrough). */
   passthrough?: boolean;
+  /** TransportOptions.busyPoll. */
+  busyPoll?: number;
   logFile?: string;
   onReady?: (mountpoint: string) => void;
 }
@@ -44,6 +46,7 @@ export async function serveImage(options: ServeImageOptions): Promise<void> {
       debug: options.debug,
       cacheTimeout: options.cacheTimeout,
       passthrough: options.passthrough,
+      busyPoll: options.busyPoll,
       logFile: options.logFile,
       image: { ref: record?.image.ref ?? image.refs[0] ?? image.digest, digest: image.digest },
       container: record?.name,

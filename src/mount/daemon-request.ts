@@ -16,6 +16,8 @@ interface CommonRequest {
   cacheTimeout: number;
   /** FUSE passthrough; undefined: the mount's default (ServeOptions.passthrough). */
   passthrough?: boolean;
+  /** Microseconds of busy polling; undefined: the transport's default (TransportOptions.busyPoll). */
+  busyPoll?: number;
 }
 
 /** A union of directories (`mount --lower`, the overlay mount program). */

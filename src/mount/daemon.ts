@@ -26,6 +26,7 @@ async function serve(request: DaemonRequest): Promise<void> {
     debug: request.debug,
     cacheTimeout: request.cacheTimeout,
     passthrough: request.passthrough,
+    busyPoll: request.busyPoll,
     logFile,
     onReady: (mountpoint: string) => tellParent({ type: 'ready', mountpoint }),
   };

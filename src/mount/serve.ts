@@ -25,6 +25,8 @@ export interface ServeOptions {
    * refuse to change a lower file while something reads it (see kernel-io-modes.ts).
    */
   passthrough?: boolean;
+  /** TransportOptions.busyPoll. */
+  busyPoll?: number;
   /** How the upper directory records removals and opaque directories (default 'oci'). */
   upperFormat?: UpperFormat;
   logFile?: string;
@@ -86,6 +88,7 @@ async function serve(options: ServeOptions, onStopSignal: (handler: (signal: str
       cacheTimeout: options.cacheTimeout,
       debug: options.debug,
       passthrough: options.passthrough ?? stack.upper === undefined,
+      busyPoll: options.busyPoll,
     });
   } catch (err) {
     await engine.close();

@@ -39,6 +39,8 @@ export class MergedTree {
   readonly numbers = new InodeNumbers();
   /** Inode numbers kept by copied-up entries, by the real inode number of their upper copy. */
   readonly upperInos = new Map<bigint, Ino>();
+  /** How many times a listed inode number has changed (a hardlink broken by copy-up). */
+  listedInoChanges = 0;
   /**
    * lstat results of lower entries. Lower layers never change, but the kernel caches attributes
    * itself, so a bounded LRU is enough here: memory stays flat however large the image is.

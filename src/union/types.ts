@@ -152,6 +152,13 @@ export interface UnionFs {
    * looked like (a transport's cache of listings) knows to drop it.
    */
   onChange(listener: () => void): void;
+  /**
+   * Calls `listener` after a change that gave an existing name another inode number (a file
+   * hardlinked in a lower layer, copied up), once the change no longer holds the tree; the
+   * change completes when the returned promise settles. A name's number is in listings of its
+   * directory, so whoever keeps listings drops them.
+   */
+  onInodeNumbersChanged(listener: () => Promise<void>): void;
   /** Holds all changes until the returned function is called (a consistent upper for commit). */
   freeze(): Promise<() => void>;
   /** Releases every handle and host resource. */

@@ -70,6 +70,7 @@ export class UnionEngine implements UnionFs {
   readonly #handles = new HandleTable();
   readonly #lock = new RwLock();
   readonly #changeListeners: Array<() => void> = [];
+  readonly #renumberListeners: Array<() => Promise<void>> = [];
   readonly #layers: LayerDir[];
   /** Data writes in progress, and the gate they wait at while the upper is frozen. */
   #writesInFlight = 0;
@@ -638,6 +639,10 @@ export class UnionEngine implements UnionFs {
     this.#changeListeners.push(listener);
   }
 
+  onInodeNumbersChanged(listener: () => Promise<void>): void {
+    this.#renumberListeners.push(listener);
+  }
+
   async close(): Promise<void> {
     for (const file of this.#handles.all()) await closeFd(file.fd).catch(() => undefined);
     for (const layer of this.#layers) layer.close();
@@ -662,17 +667,30 @@ export class UnionEngine implements UnionFs {
     return this.#tree.backing(node).path;
   }
 
-  #mutate<T>(syscall: string, fn: (writer: UpperWriter) => Promise<T>): Promise<T> {
+  async #mutate<T>(syscall: string, fn: (writer: UpperWriter) => Promise<T>): Promise<T> {
     const writer = this.#writer;
-    if (writer === undefined) return Promise.reject(new FsError('EROFS', syscall));
-    return this.#lock.write(async () => {
-      this.#changed();
-      try {
-        return await fn(writer);
-      } finally {
+    if (writer === undefined) throw new FsError('EROFS', syscall);
+    let renumbered = false;
+    try {
+      return await this.#lock.write(async () => {
+        const before = this.#tree.listedInoChanges;
         this.#changed();
-      }
-    });
+        try {
+          return await fn(writer);
+        } finally {
+          this.#changed();
+          renumbered = this.#tree.listedInoChanges !== before;
+        }
+      });
+    } finally {
+      if (renumbered) await this.#inodeNumbersChanged();
+    }
+  }
+
+  async #inodeNumbersChanged(): Promise<void> {
+    for (const listener of this.#renumberListeners) {
+      await listener().catch((err: unknown) => log.error('inode number listener failed', { err }));
+    }
   }
 
   #changed(): void {

@@ -110,7 +110,10 @@ export class UpperWriter {
     const copied = await fsp.lstat(target, { bigint: true });
     if (parentTimes !== undefined) await restoreTimes(parentTimes.path, parentTimes.st);
     // Its node id is already its own (see tree.ts); from now on it also shows its own number.
-    if (fileType(node.type) !== S_IFDIR && st.nlink > 1) node.statIno = undefined;
+    if (fileType(node.type) !== S_IFDIR && st.nlink > 1 && node.statIno !== undefined) {
+      node.statIno = undefined;
+      this.#tree.listedInoChanges++;
+    }
     this.#tree.upperInos.set(copied.ino, node.ino);
     node.upperIno = copied.ino;
     node.inUpper = true;

@@ -147,6 +147,17 @@ describe('mount lifecycle through the CLI', () => {
     assert.ok(!isMounted(mp));
   });
 
+  it('--busy-poll 0 (no polling) mounts and serves like the default', async () => {
+    const mp = await freshMountpoint('busy-poll-off');
+    assert.equal((await layerfs(['mount', '--run-dir', runDir, '--busy-poll', '0', '--lower', lower, mp])).code, 0);
+    try {
+      assert.deepEqual((await readdir(mp)).sort(), (await readdir(lower)).sort());
+    } finally {
+      assert.equal((await layerfs(['umount', '--run-dir', runDir, mp])).code, 0);
+    }
+    assert.ok(!isMounted(mp));
+  });
+
   describe('mount errors: clear message, non-zero exit, nothing mounted', () => {
     const expectFailure = async (args: string[], pattern: RegExp, mp?: string, env?: NodeJS.ProcessEnv) => {
       const r = await layerfs(args, env);
@@ -202,6 +213,17 @@ describe('mount lifecycle through the CLI', () => {
     it('a failure inside the daemon is reported by the command, and the daemon exits', async () => {
       const before = daemonPids();
       await expectFailure(['mount', '--run-dir', runDir, '--lower', join(root, 'nope'), await freshMountpoint('err-daemon')], /lower directory .*nope does not exist/);
+      await noNewDaemons(before);
+    });
+    it('a --busy-poll that is not a whole number of microseconds up to a second', async () => {
+      const before = daemonPids();
+      for (const value of ['soon', '-1', '1.5', '2000000']) {
+        const mp = await freshMountpoint(`err-busy-poll-${value}`);
+        const r = await layerfs(['mount', '--run-dir', runDir, '--busy-poll', value, '--lower', lower, mp]);
+        assert.equal(r.code, 2, `--busy-poll ${value}: ${r.stderr}`);
+        assert.equal(r.stderr, 'layerfs: --busy-poll must be a whole number of microseconds from 0 to 1000000\n');
+        assert.ok(!isMounted(mp));
+      }
       await noNewDaemons(before);
     });
     it('missing arguments', async () => {

@@ -143,11 +143,11 @@ function newMountpoint(name: string): string {
 async function startServer(
   name: string,
   opts: Record<string, unknown>,
-  extra: { mnt?: string; backing?: Record<string, string> } = {},
+  extra: { mnt?: string; backing?: Record<string, string>; bigDir?: { path: string; count: number } } = {},
 ): Promise<Server | MountFailure> {
   const mnt = extra.mnt ?? newMountpoint(name);
   if (extra.mnt) mountpoints.push(mnt);
-  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing })], {
+  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing, bigDir: extra.bigDir })], {
     cwd: tmpRoot,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -318,9 +318,9 @@ describe('options and stat encoding (no mount)', () => {
   });
 
   test('PATCH_VERSION 5: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 5);
+    assert.equal(Fuse.PATCH_VERSION, 6);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 5);
+    assert.equal(binding.layerfs_patch_version, 6);
     assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
     assert.equal(typeof binding.fuse_native_backing_open, 'function');
@@ -914,6 +914,112 @@ describe('cacheListings: readdirs answered by the binding until invalidateListin
       await fsp.readdir(s.mnt);
       await fsp.readdir(s.mnt);
       assert.equal(await readdirs(s, '/'), 2);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('keptListings: directories opened without a request, listings kept by the kernel', () => {
+  const counts = async (s: Server) => (await s.request('requestCounts')) as Record<string, number>;
+  const readdirs = async (s: Server, path: string) => (await s.log()).filter((e) => e.op === 'readdir' && e.path === path).length;
+  const many = { path: '/many', count: 5000 };
+  const manyNames = Array.from({ length: many.count }, (_, i) => `f${String(i).padStart(5, '0')}`);
+
+  test('one OPENDIR (answered ENOSYS by the binding), no RELEASEDIR, and each listing asked for once', async () => {
+    const s = await mountOrFail('kept', { keptListings: true, useIno: true });
+    try {
+      const first = (await fsp.readdir(s.mnt)).sort();
+      const dirFirst = await fsp.readdir(join(s.mnt, 'dir'));
+      const asked = await readdirs(s, '/');
+      assert.ok(asked >= 1, 'the handler gave the listing');
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual((await fsp.readdir(s.mnt)).sort(), first);
+        assert.deepEqual(await fsp.readdir(join(s.mnt, 'dir')), dirFirst);
+      }
+      assert.ok(first.includes('hello') && first.includes('dir'), first.join(' '));
+      assert.equal(await readdirs(s, '/'), asked, 'the kernel kept the listing');
+      const c = await counts(s);
+      assert.equal(c.opendir, 1, `one OPENDIR: ${JSON.stringify(c)}`);
+      assert.equal(c.releasedir ?? 0, 0, `no RELEASEDIR: ${JSON.stringify(c)}`);
+      assert.ok((c.readdir ?? 0) >= 2, `READDIRs counted: ${JSON.stringify(c)}`);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('5,000 names come through many READDIR requests, each once and in the order the handler gave', async () => {
+    const s = await startServer('kept-many', { keptListings: true }, { bigDir: many });
+    if ('mountError' in s) throw new Error(s.mountError.message);
+    try {
+      const dir = join(s.mnt, 'many');
+      // Small getdents buffers (os.scandir reads 32 KiB at a time): one READDIR per buffer.
+      const listed = (await python('import os, sys\nfor e in os.scandir(sys.argv[1]): print(e.name)', dir)).trim().split('\n');
+      assert.equal(listed.length, many.count);
+      assert.deepEqual(listed, manyNames);
+      assert.ok(((await counts(s)).readdir ?? 0) > 3, 'the listing took several READDIR requests');
+      // Read again from the kernel's copy, and part-way then from the start (rewinddir).
+      const again = await python(
+        'import os, sys\nd = os.scandir(sys.argv[1])\nhead = [next(d).name for _ in range(10)]\nd.close()\nprint(len(head), len(os.listdir(sys.argv[1])), len(set(os.listdir(sys.argv[1]))))',
+        dir,
+      );
+      assert.equal(again.trim(), `10 ${many.count} ${many.count}`);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a listing changed behind the kernel\'s back shows after invalidateKernelListings(); a change made through the mount shows at once', async () => {
+    const s = await mountOrFail('kept-inval', { keptListings: true });
+    try {
+      const before = await fsp.readdir(s.mnt);
+      assert.deepEqual(await s.request('addFile', { path: '/added', text: 'x' }), { ok: true });
+      assert.deepEqual(await fsp.readdir(s.mnt), before, 'kept until told');
+      assert.deepEqual(await s.request('invalidateKernelListings'), { ok: true });
+      assert.ok((await fsp.readdir(s.mnt)).includes('added'), 'listed after invalidateKernelListings()');
+
+      const dirBefore = await fsp.readdir(join(s.mnt, 'dir'));
+      await fsp.writeFile(join(s.mnt, 'dir', 'made'), 'y');
+      assert.deepEqual((await fsp.readdir(join(s.mnt, 'dir'))).sort(), [...dirBefore, 'made'].sort());
+      await fsp.unlink(join(s.mnt, 'dir', 'made'));
+      assert.deepEqual(await fsp.readdir(join(s.mnt, 'dir')), dirBefore);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('fsync and ioctl on a directory opened without a request are answered; the server stays up', async () => {
+    const s = await mountOrFail('kept-dir-ops', { keptListings: true });
+    try {
+      const out = await python(
+        [
+          'import os, sys, fcntl, errno',
+          'fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)',
+          'os.fsync(fd)',
+          'try:',
+          '    fcntl.ioctl(fd, 0x80086601, bytearray(8))  # FS_IOC_GETFLAGS',
+          '    print("ioctl ok")',
+          'except OSError as e:',
+          '    print(errno.errorcode[e.errno])',
+          'print(len(os.listdir(fd)) > 0)',
+          'os.close(fd)',
+        ].join('\n'),
+        s.mnt,
+      );
+      assert.match(out, /^(ENOTTY|ENOSYS|ioctl ok)\nTrue\n$/);
+      const c = await counts(s);
+      assert.equal(c.fsyncdir, 1, JSON.stringify(c));
+      assert.ok((await fsp.readdir(s.mnt)).includes('hello'), 'still serving');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a mount without a wrapped channel counts nothing', async () => {
+    const s = await mountOrFail('kept-none', {});
+    try {
+      await fsp.readdir(s.mnt);
+      assert.deepEqual(await counts(s), {});
     } finally {
       await s.stop();
     }

@@ -26,6 +26,7 @@ interface MountArgs extends StoreArgs, RegistryArgs {
   debug: boolean;
   cacheTimeout: number;
   passthrough?: boolean;
+  busyPoll?: number;
   runDir?: string;
 }
 
@@ -53,6 +54,10 @@ export const mountCommand: CommandImplementation<MountArgs> = {
             describe:
               'let the kernel read lower files itself (Linux 6.9+, as root); default: on for read-only mounts. On a writable mount a lower file cannot be changed while open through it (ETXTBSY)',
           })
+          .option('busy-poll', {
+            type: 'number',
+            describe: 'microseconds the daemon polls for the next request before sleeping (default 200 with 2+ CPUs; 0: never). Cuts the wake-up latency of each request at the cost of some CPU',
+          })
           .option('run-dir', { type: 'string', describe: 'where mount state and logs live (default /run/layerfs)' }),
       ),
     ) as unknown as Argv<MountArgs>,
@@ -63,6 +68,9 @@ export const mountCommand: CommandImplementation<MountArgs> = {
     if (args.foreground) prestarted?.cancel();
     try {
       if (!Number.isFinite(args.cacheTimeout) || args.cacheTimeout < 0) throw new UserError('--cache-timeout must be a number of seconds >= 0', { exitCode: 2 });
+      if (args.busyPoll !== undefined && !(Number.isInteger(args.busyPoll) && args.busyPoll >= 0 && args.busyPoll <= 1_000_000)) {
+        throw new UserError('--busy-poll must be a whole number of microseconds from 0 to 1000000', { exitCode: 2 });
+      }
       const runDir = new RunDir(args.runDir ?? defaultRunDir(process.env, process.getuid?.() ?? 0));
       if (args.lower !== undefined) return await mountDirectories(args, runDir, daemon);
       return await mountImage(args, runDir, daemon);
@@ -85,12 +93,12 @@ async function mountDirectories(args: MountArgs, runDir: RunDir, daemon: Pending
     workdir: args.workdir === undefined ? undefined : resolve(args.workdir),
   };
   if (daemon !== undefined) {
-    await daemon.serve({ kind: 'union', stack, upperFormat: 'oci', mountpoint, runDir: runDir.root, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
+    await daemon.serve({ kind: 'union', stack, upperFormat: 'oci', mountpoint, runDir: runDir.root, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough, busyPoll: args.busyPoll });
     return;
   }
   setLogLevel(args.debug ? 'debug' : 'warn');
   const { serveUnion } = await import('../../mount/serve.js');
-  await serveUnion({ stack, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
+  await serveUnion({ stack, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough, busyPoll: args.busyPoll });
 }
 
 async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon | undefined): Promise<void> {
@@ -110,7 +118,7 @@ async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon
     if (daemon === undefined) {
       setLogLevel(args.debug ? 'debug' : 'warn');
       const { serveImage } = await import('../../image/mount-image.js');
-      await serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough });
+      await serveImage({ store, image, container, mountpoint, runDir, debug: args.debug, cacheTimeout: args.cacheTimeout, passthrough: args.passthrough, busyPoll: args.busyPoll });
       return;
     }
     await daemon.serve({
@@ -123,6 +131,7 @@ async function mountImage(args: MountArgs, runDir: RunDir, daemon: PendingDaemon
       debug: args.debug,
       cacheTimeout: args.cacheTimeout,
       passthrough: args.passthrough,
+      busyPoll: args.busyPoll,
     });
     if (container !== undefined) process.stdout.write(`${container}\n`);
   } catch (err) {
