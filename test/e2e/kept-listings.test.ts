@@ -75,7 +75,7 @@ async function change(root: string): Promise<void> {
 }
 
 describe('listings the kernel keeps follow every change', () => {
-  const tmp = new TempDirs('kept-listings');
+  const tmp = new TempDirs();
   let lower: string;
   const spec = [
     file('d/a', 'a'),
@@ -94,18 +94,18 @@ describe('listings the kernel keeps follow every change', () => {
   ];
 
   before(async () => {
-    lower = await tmp.make();
+    lower = await tmp.make('kept-listings');
     await buildLayer(lower, spec);
   });
   after(() => tmp.cleanup());
 
   it('after creating, removing and renaming names, files and whole lower directories, the listings equal a plain directory\'s', async () => {
-    const plain = await tmp.make();
+    const plain = await tmp.make('kept-listings');
     await buildLayer(plain, spec);
     await change(plain);
     const expected = await listAll(plain);
 
-    await withMount({ lowers: [lower], upper: await tmp.make(), workdir: await tmp.make(), mountpoint: await tmp.make() }, async (mnt) => {
+    await withMount({ lowers: [lower], upper: await tmp.make('kept-listings'), workdir: await tmp.make('kept-listings'), mountpoint: await tmp.make('kept-listings') }, async (mnt) => {
       await listAll(mnt); // the kernel now keeps every listing
       await change(mnt);
       const seen = await listAll(mnt);
@@ -118,7 +118,7 @@ describe('listings the kernel keeps follow every change', () => {
   });
 
   it('a hardlinked lower file that a write copies up shows its new inode number in the listing it was already in', async () => {
-    await withMount({ lowers: [lower], upper: await tmp.make(), workdir: await tmp.make(), mountpoint: await tmp.make() }, async (mnt) => {
+    await withMount({ lowers: [lower], upper: await tmp.make('kept-listings'), workdir: await tmp.make('kept-listings'), mountpoint: await tmp.make('kept-listings') }, async (mnt) => {
       const links = join(mnt, 'links');
       const before = await inodes(links, ['one', 'two', 'other']);
       assert.equal(before.one!.dIno, before.two!.dIno, 'one inode for both names');
