@@ -454,7 +454,8 @@ describe('mounted memfs: use_ino, big_writes, max_write, attr/entry timeout 0, t
     } finally {
       await fh.close();
     }
-    const log = await s.log();
+    // The kernel sends RELEASE after close() has returned.
+    const log = await withTimeout(waitForLog(s, (l) => lastOf(l, 'release', '/zero-fh') !== undefined), STEP_TIMEOUT, 'release of /zero-fh');
     assert.equal(lastOf(log, 'open', '/zero-fh') !== undefined, true);
     assert.equal(lastOf(log, 'read', '/zero-fh')?.fd, 0);
     assert.deepEqual(lastOf(log, 'ftruncate', '/zero-fh'), { op: 'ftruncate', path: '/zero-fh', fd: 0, size: 3 });
