@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { logEnabled, log } from '../log.js';
 import { FsError } from '../errors.js';
 import { type Attr, type Caller, type Ino, type UnionFs, opensForWriting } from '../union/types.js';
 import { toErrno } from './errno.js';
 import { KernelIoModes, type OpenMode } from './kernel-io-modes.js';
 import { PathResolver } from './path-resolver.js';
-import { availableParallelism } from 'node:os';
 import { DEFAULT_BUSY_POLL_US, type Transport, type TransportOptions } from './transport.js';
 import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } from './fuse-native-types.js';
 

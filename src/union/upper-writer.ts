@@ -110,7 +110,8 @@ export class UpperWriter {
     const copied = await fsp.lstat(target, { bigint: true });
     if (parentTimes !== undefined) await restoreTimes(parentTimes.path, parentTimes.st);
     // Its node id is already its own (see tree.ts); from now on it also shows its own number.
-    if (fileType(node.type) !== S_IFDIR && st.nlink > 1 && node.statIno !== undefined) {
+    // statIno is set only for a name hardlinked in its lower layer (tree.ts).
+    if (node.statIno !== undefined) {
       node.statIno = undefined;
       this.#tree.listedInoChanges++;
     }
