@@ -34,31 +34,31 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
   };
   let sessionEnded!: () => void;
   const ended = new Promise<void>((resolve) => (sessionEnded = resolve));
-  /** Drops the kernel's cached entries `names` of the root directory; settles when done. */
-  const invalidateTop = (names: Iterable<string>) =>
-    Promise.all(
-      [...new Set(names)].map(
-        (name) =>
-          new Promise<void>((resolve) =>
-            instance?.invalidateEntry(name, (err) => {
-              if (err) log.warn('kernel cache invalidation failed', { name, err: err.message });
-              resolve();
-            }) ?? resolve(),
-          ),
-      ),
-    ).then(() => undefined);
+  /**
+   * libfuse 2's path API gives every name of a hardlinked file a kernel inode of its own, each
+   * caching st_nlink: when a change through one name moves the count, the binding marks the
+   * others stale by the inode number they show (trackLinks), before the change is answered.
+   */
+  const invalidateLinks = (ino: Ino) => {
+    try {
+      instance?.invalidateLinks(ino);
+    } catch (err) {
+      log.warn('marking the other names of a hardlinked file stale failed', { ino, err: (err as Error).message });
+    }
+  };
   // Passthrough needs CAP_SYS_ADMIN for its backing files: not worth asking for without it.
   const passthrough = options.passthrough && process.geteuid?.() === 0;
   const modes = new KernelIoModes(passthrough ? { openBacking: (fd) => instance!.openBacking(fd), closeBacking: (id) => instance!.closeBacking(id) } : undefined, (code) => {
     // EPERM: the kernel did not take passthrough at INIT (before Linux 6.9); nothing to say.
     if (code !== 'EPERM') log.warn('reads of lower files go through the daemon: the kernel refused them a backing file', { code });
   });
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateTop, modes), {
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateLinks, modes), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
     cacheListings: true, // dropped on every change (fs.onChange below)
     keptListings: true, // no OPENDIR/RELEASEDIR per directory; see onInodeNumbersChanged below
+    trackLinks: true, // for invalidateLinks
     passthrough,
     // Polling on a single CPU would only keep the caller from running.
     busyPoll: options.busyPoll ?? (availableParallelism() >= 2 ? DEFAULT_BUSY_POLL_US : 0),
@@ -111,36 +111,22 @@ function buildOps(
   paths: PathResolver,
   Fuse: FuseConstructor,
   callerNow: () => Caller,
-  invalidateTop: (names: Iterable<string>) => Promise<void>,
+  invalidateLinks: (ino: Ino) => void,
   modes: KernelIoModes,
 ): FuseOps {
   /**
-   * libfuse 2's path API gives every name of a hardlinked file its own kernel inode: when the link
-   * count changes through one name, the others' cached attributes go stale. Invalidating each
-   * other name's top-level directory entry makes the kernel look that subtree up afresh.
+   * Runs a change that may move the link count of the file `work` returns the inode number of;
+   * that file's other names are marked stale before the reply (link()'s source is marked by the
+   * binding itself, from the LINK request).
    */
-  const topNames = (names: string[]) => names.map((p) => p.split('/')[1]!);
-  /**
-   * Runs a change that may alter the link count of the names `work` returns. The invalidation
-   * needs the root directory's lock: when the request itself works in the root directory (and so
-   * holds that lock) it can only go out after the reply; otherwise it is done before replying, so
-   * the caller's next stat already sees fresh attributes. link()'s source needs none of this: the
-   * binding marks its attributes stale by node id just before the reply (patch version 5).
-   */
-  const runRefreshing = (op: string, dirs: string[], cb: unknown, work: () => Promise<string[]>) => {
+  const runRefreshing = (op: string, path: string, cb: unknown, work: () => Promise<Ino | undefined>) => {
     const reply = cb as (err: number) => void;
-    const inRoot = dirs.some((d) => d.lastIndexOf('/') === 0);
     work().then(
-      async (names) => {
-        if (names.length === 0) return reply(0);
-        if (!inRoot) {
-          await invalidateTop(topNames(names));
-          return reply(0);
-        }
+      (changed) => {
+        if (changed !== undefined) invalidateLinks(changed);
         reply(0);
-        void invalidateTop(topNames(names));
       },
-      (err: unknown) => reply(toErrno(err, op, dirs[0] ?? '')),
+      (err: unknown) => reply(toErrno(err, op, path)),
     );
   };
   /** Runs `work`, replying with its results or with the errno of its failure. */
@@ -253,21 +239,21 @@ function buildOps(
       });
     },
     link: (from, to, cb) =>
-      runRefreshing('link', [to], cb, async () => {
+      runRefreshing('link', to, cb, async () => {
         const { parent, name } = await paths.parentOf(to);
         const source = await ino(from);
         await fs.link(source, parent, name);
-        return fs.namesOf(source);
+        return source;
       }),
     unlink: (path, cb) =>
-      runRefreshing('unlink', [path], cb, async () => {
+      runRefreshing('unlink', path, cb, async () => {
         // The last release of a hidden (unlinked-while-open) file: the engine already removed it.
-        if (paths.dropHidden(path)) return [];
+        if (paths.dropHidden(path)) return undefined;
         const { parent, name } = await paths.parentOf(path);
         const removed = await ino(path);
         await fs.unlink(parent, name);
         fs.forget(removed); // libfuse's path API never names a removed node again
-        return fs.namesOf(removed);
+        return removed;
       }),
     rmdir: (path, cb) =>
       run('rmdir', path, cb, async () => {
@@ -277,21 +263,21 @@ function buildOps(
         fs.forget(removed);
       }),
     rename: (from, to, cb) =>
-      runRefreshing('rename', [from, to], cb, async () => {
+      runRefreshing('rename', from, cb, async () => {
         const source = await paths.parentOf(from);
         if (paths.isHiddenName(to) && paths.hiddenAlias(to) === undefined) {
           // libfuse hides a file that is unlinked (or renamed over) while open.
           const hidden = await ino(from);
           await fs.unlink(source.parent, source.name);
           paths.addHidden(to, hidden);
-          return fs.namesOf(hidden);
+          return hidden;
         }
         const target = await paths.parentOf(to);
         const replaced = await ino(to).catch(() => undefined);
         await fs.rename(source.parent, source.name, target.parent, target.name);
-        if (replaced === undefined) return [];
+        if (replaced === undefined) return undefined;
         fs.forget(replaced);
-        return fs.namesOf(replaced);
+        return replaced;
       }),
 
     getxattr: (path, name, cb) => run('getxattr', path, cb, async () => [await fs.getxattr(await ino(path), name)]),

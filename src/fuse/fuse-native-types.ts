@@ -249,6 +249,11 @@ export interface FuseOptions {
    * announced with `invalidateKernelListings()`.
    */
   keptListings?: boolean;
+  /**
+   * Note which kernel inodes show which inode number with more than one link, for
+   * `invalidateLinks()` (patched).
+   */
+  trackLinks?: boolean;
   /** Microseconds a FUSE thread polls for the next request before it sleeps (patched; default 0). */
   busyPoll?: number;
   /**
@@ -366,7 +371,14 @@ export interface FuseInstance {
    * negative `errno` and its `code` (ENOTCONN when not mounted). Patched.
    */
   invalidateKernelListings(cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
-  /** The requests the kernel sent so far by opcode name (`{ opendir: 3, readdir: 5 }`); counted when the channel is wrapped (cacheListings, keptListings, passthrough). Patched. */
+  /**
+   * trackLinks: marks stale the cached attributes of every kernel inode last shown with inode
+   * number `ino` and several links, synchronously (no kernel lock is taken, so it is safe while
+   * the change is being answered). Returns how many; throws an Error with `code` ENOSYS (no
+   * trackLinks) or ENOTCONN. Patched.
+   */
+  invalidateLinks(ino: number): number;
+  /** The requests the kernel sent so far by opcode name (`{ opendir: 3, readdir: 5 }`); counted when the channel is wrapped (cacheListings, keptListings, trackLinks, passthrough). Patched. */
   requestCounts(): Record<string, number>;
   /** Whether the kernel took FUSE passthrough at INIT (known once INIT is answered, which the mount callback does not wait for; patched). */
   readonly passthroughActive: boolean;
@@ -379,7 +391,6 @@ export interface FuseInstance {
   openBacking(fd: number): number;
   /** Forgets a backing id; opens already answered with it keep their backing file. Patched. */
   closeBacking(id: number): void;
-  invalidateEntry(name: string | Buffer, cb?: (err: (Error & { errno?: number; code?: string }) | null) => void): void;
   /** 'ENOENT' -> -2 (unknown -> -1). */
   errno(code: string): number;
 }

@@ -142,8 +142,6 @@ export interface UnionFs {
   statfs(ino: Ino): Promise<StatFs>;
   access(ino: Ino, mask: number, caller: Caller): Promise<void>;
 
-  /** Paths (from the mount root) of the names the engine knows for an inode: hardlinked names. */
-  namesOf(ino: Ino): string[];
   /** Forgets a node that the transport no longer references (no-op for nodes still in use). */
   forget(ino: Ino): void;
   /**

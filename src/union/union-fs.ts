@@ -618,13 +618,6 @@ export class UnionEngine implements UnionFs {
     }
   }
 
-  namesOf(ino: Ino): string[] {
-    return this.#tree.nodes
-      .names(ino)
-      .filter((node) => !node.unlinked)
-      .map((node) => node.relPath);
-  }
-
   /**
    * Nodes in the tree are kept for the life of the mount (that keeps inode numbers stable); a
    * removed node is dropped once the transport forgets it and nothing has it open.

@@ -1023,6 +1023,51 @@ export const unionCases: UnionCase[] = [
     },
   },
   {
+    // Nothing in the request names the other names of the file. Each change is made in the
+    // mount's root directory (whose lock the request holds) and in a subdirectory, and the two
+    // names `keep` and `d/keep`, never touched, are asked right after each.
+    name: 'every other name of a file shows each new link count at once, in the root directory too',
+    writable: true,
+    lowers: [[file('lower', 'L')]],
+    run: async (c) => {
+      const counts: number[] = [];
+      const keep = async () => counts.push((await c.lstat('/keep')).nlink, (await c.lstat('/d/keep')).nlink);
+      await c.writeFile('/f', 'x');
+      await c.mkdir('/d');
+      await c.link('/f', '/keep');
+      await c.link('/f', '/d/keep');
+      await keep();
+      const names = Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? `/g${i}` : `/d/g${i}`));
+      for (const name of names) {
+        await c.link('/f', name);
+        await keep();
+      }
+      for (const [i, name] of names.entries()) {
+        if (i % 3 === 0) await c.rename(name, i % 2 === 0 ? '/d/moved' : '/moved');
+        if (i % 3 === 1) {
+          await c.writeFile('/other', 'o');
+          await c.rename('/other', name);
+        }
+        await keep();
+        if (i % 3 !== 1) await c.unlink(i % 3 === 0 ? (i % 2 === 0 ? '/d/moved' : '/moved') : name);
+        await keep();
+      }
+      const expected = [3, 3];
+      let n = 3;
+      for (let i = 0; i < 24; i++) expected.push(++n, n);
+      for (let i = 0; i < 24; i++) {
+        if (i % 3 === 1) n--; // replaced by rename
+        expected.push(n, n);
+        if (i % 3 !== 1) n--; // unlinked (after a rename, which keeps the count)
+        expected.push(n, n);
+      }
+      assert.deepEqual(counts, expected);
+    },
+    expect: {
+      tree: [ROOT_LINE, D('/d'), F('/d/g1', 'o'), F('/d/g13', 'o'), F('/d/g19', 'o'), F('/d/g7', 'o'), F('/d/keep', 'x'), F('/f', 'x'), F('/g10', 'o'), F('/g16', 'o'), F('/g22', 'o'), F('/g4', 'o'), F('/keep', 'x'), F('/lower', 'L')],
+    },
+  },
+  {
     name: "link()'s source shows the new link count at once",
     writable: true,
     upper: [file('u', 'U')],

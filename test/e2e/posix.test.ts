@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { codeOf } from '../helpers/clients.js';
 import { buildLayer, file } from '../helpers/layers.js';
-import { withMount } from '../helpers/mount.js';
+import { mountForSuite } from '../helpers/mount.js';
 import { TempDirs } from '../helpers/tmp.js';
 
 const execFileP = promisify(execFile);
@@ -411,8 +411,7 @@ describe('POSIX behaviour: layerfs mount vs plain directory', () => {
   const temps = new TempDirs();
   let plain: string;
   let mountpoint: string;
-  let release: (() => void) | undefined;
-  let mountDone: Promise<void> | undefined;
+  let release: (() => Promise<void>) | undefined;
 
   before(async () => {
     const base = await temps.make('posix');
@@ -422,20 +421,12 @@ describe('POSIX behaviour: layerfs mount vs plain directory', () => {
     const upper = await TempDirs.sub(base, 'upper');
     const workdir = await TempDirs.sub(base, 'work');
     const mnt = await TempDirs.sub(base, 'mnt');
-    // Keep the mount up for the whole suite: withMount's callback resolves when `after` releases it.
-    mountpoint = await new Promise<string>((resolve, reject) => {
-      mountDone = withMount({ lowers: [lower], upper, workdir, mountpoint: mnt }, (m) => {
-        resolve(m);
-        return new Promise<void>((done) => (release = done));
-      });
-      mountDone.catch(reject);
-    });
+    ({ mountpoint, release } = await mountForSuite({ lowers: [lower], upper, workdir, mountpoint: mnt }));
   });
 
   after(async () => {
-    release?.();
     try {
-      await mountDone; // rejects (with the daemon's output) if the daemon died during the suite
+      await release?.();
     } finally {
       await temps.cleanup();
     }

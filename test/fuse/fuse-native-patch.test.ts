@@ -143,11 +143,11 @@ function newMountpoint(name: string): string {
 async function startServer(
   name: string,
   opts: Record<string, unknown>,
-  extra: { mnt?: string; backing?: Record<string, string>; bigDir?: { path: string; count: number } } = {},
+  extra: { mnt?: string; backing?: Record<string, string>; bigDir?: { path: string; count: number }; hardlinked?: boolean } = {},
 ): Promise<Server | MountFailure> {
   const mnt = extra.mnt ?? newMountpoint(name);
   if (extra.mnt) mountpoints.push(mnt);
-  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing, bigDir: extra.bigDir })], {
+  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing, bigDir: extra.bigDir, hardlinked: extra.hardlinked })], {
     cwd: tmpRoot,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -317,24 +317,22 @@ describe('options and stat encoding (no mount)', () => {
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
   });
 
-  test('PATCH_VERSION 5: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 6);
+  test('PATCH_VERSION 7: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 7);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 6);
-    assert.equal(typeof binding.fuse_native_invalidate_entry, 'function');
+    assert.equal(binding.layerfs_patch_version, 7);
+    assert.equal(typeof binding.fuse_native_invalidate_kernel_listings, 'function');
+    assert.equal(typeof binding.fuse_native_invalidate_links, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
     assert.equal(typeof binding.fuse_native_backing_open, 'function');
     assert.equal(typeof binding.fuse_native_backing_close, 'function');
   });
 
-  test('invalidateEntry: bad names throw a TypeError; unmounted gives ENOTCONN in the callback', async () => {
+  test('invalidateKernelListings: a callback that is not a function throws; unmounted gives ENOTCONN in the callback', async () => {
     const f = new Fuse(join(tmpRoot, 'never-mounted-inval'), {});
-    for (const bad of ['', 'a/b', '/', 'x'.repeat(256), 'nul\0byte', '.', '..', Buffer.alloc(0), 5, undefined]) {
-      assert.throws(() => f.invalidateEntry(bad, () => undefined), TypeError, `name ${String(bad)}`);
-    }
-    assert.throws(() => f.invalidateEntry('ok', 'not a function'), TypeError);
-    f.invalidateEntry('x'.repeat(255)); // no callback: fine
-    const err = await new Promise<NodeJS.ErrnoException | null>((r) => f.invalidateEntry('name', r));
+    assert.throws(() => f.invalidateKernelListings('not a function'), TypeError);
+    f.invalidateKernelListings(); // no callback: fine
+    const err = await new Promise<NodeJS.ErrnoException | null>((r) => f.invalidateKernelListings(r));
     assert.ok(err instanceof Error);
     assert.equal(err.code, 'ENOTCONN');
     assert.equal(err.errno, -107);
@@ -757,89 +755,82 @@ describe('mount errors', () => {
   });
 });
 
-// ------------------------------------------------------------------------------ invalidateEntry
+// ------------------------------------------------------------------------------ trackLinks
 
-type InvalReply = { ok?: true; ms?: number; error?: string; code?: string; errno?: number; isError?: boolean; thrown?: string; message?: string };
-
-describe('invalidateEntry: kernel dentry invalidation in the root directory (entry/attr timeout 3600)', () => {
-  let s: Server;
-  let m: string;
-  before(async () => {
-    s = await mountOrFail('inval', { entryTimeout: 3600, attrTimeout: 3600 });
-    m = s.mnt;
-  });
-  after(() => s?.stop());
-
-  const modeNlink = async (p: string) => {
-    const st = await fsp.stat(join(m, p));
-    return [st.mode & 0o7777, st.nlink];
+describe('trackLinks: the other names of a hardlinked file marked stale by inode number (attr timeout 3600)', () => {
+  const names = ['hl-top', 'hl/a', 'hl/b'];
+  const nlinks = async (s: Server) => Promise.all([...names, 'hello'].map(async (n) => (await fsp.stat(join(s.mnt, n))).nlink));
+  const getattrs = async (s: Server) => (await s.log()).filter((e) => e.op === 'getattr').map((e) => e.path as string).sort();
+  const invalidate = async (s: Server, ino: number) => (await s.request('invalidateLinks', { ino })) as { marked?: number; code?: string };
+  const serveLinked = async (name: string, opts: Record<string, unknown>) => {
+    const s = await startServer(name, { useIno: true, ...opts }, { hardlinked: true });
+    if ('mountError' in s) throw new Error(s.mountError.message);
+    return s;
   };
-  const getattrs = async (path: string) => (await s.log()).filter((e) => e.op === 'getattr' && e.path === path).length;
-  const inval = async (extra: Record<string, unknown>) => (await s.request('inval', extra)) as InvalReply;
+  const tracked = { trackLinks: true, entryTimeout: 3600, attrTimeout: 3600 };
 
-  test('/d/f keeps its cached (stale) attributes until the server invalidates "d", then shows the new ones', async () => {
-    assert.deepEqual(await modeNlink('d/f'), [0o644, 2]);
-    await s.clearLog();
-    assert.deepEqual(await s.request('setattr', { path: '/d/f', mode: 0o600, nlink: 1 }), { ok: true });
-    assert.deepEqual(await modeNlink('d/f'), [0o644, 2], 'still the cached attributes');
-    assert.equal(await getattrs('/d/f'), 0, 'served from the kernel cache, no getattr');
-
-    const r = await inval({ name: 'd' });
-    assert.equal(r.ok, true, JSON.stringify(r));
-    assert.deepEqual(await modeNlink('d/f'), [0o600, 1], 'looked up again after the invalidation');
-    assert.ok((await getattrs('/d/f')) >= 1, 'getattr reached the server');
-    assert.equal((await s.log()).filter((e) => e.op === 'invalCb').length, 1, 'callback called once');
-  });
-
-  test('a top-level file, named by a Buffer, is invalidated too', async () => {
-    assert.deepEqual(await modeNlink('g'), [0o644, 1]);
-    await s.request('setattr', { path: '/g', mode: 0o640, nlink: 3 });
-    assert.deepEqual(await modeNlink('g'), [0o644, 1], 'cached');
-    const r = await inval({ nameHex: Buffer.from('g').toString('hex') });
-    assert.equal(r.ok, true, JSON.stringify(r));
-    assert.deepEqual(await modeNlink('g'), [0o640, 3]);
-  });
-
-  test('names the kernel has not cached succeed (ENOENT is not an error)', async () => {
-    for (const name of ['never-looked-up', 'hello', 'x'.repeat(255)]) {
-      const r = await inval({ name });
-      assert.equal(r.ok, true, `${name}: ${JSON.stringify(r)}`);
-    }
-    // twice in a row: the second one finds nothing
-    assert.equal((await inval({ name: 'd' })).ok, true);
-    assert.equal((await inval({ name: 'd' })).ok, true);
-  });
-
-  test('invalid names throw a TypeError synchronously', async () => {
-    for (const name of ['', 'd/f', 'x'.repeat(256), '..']) {
-      const r = await inval({ name });
-      assert.equal(r.thrown, 'TypeError', `${JSON.stringify(name)}: ${JSON.stringify(r)}`);
+  test('every kernel inode last shown with the number and several links is marked, and only those', async () => {
+    const s = await serveLinked('links', tracked);
+    try {
+      assert.deepEqual(await nlinks(s), [2, 2, 2, 1], 'each name is a kernel inode of its own, showing 2 links');
+      assert.deepEqual(await s.request('setattr', { path: '/hl-top', nlink: 3 }), { ok: true });
+      assert.deepEqual(await nlinks(s), [2, 2, 2, 1], 'cached until told');
+      await s.clearLog();
+      assert.deepEqual(await invalidate(s, 12345), { marked: 0 }, 'a number no kernel inode shows');
+      assert.deepEqual(await invalidate(s, 777), { marked: 3 });
+      assert.deepEqual(await nlinks(s), [3, 3, 3, 1]);
+      assert.deepEqual(await getattrs(s), ['/hl-top', '/hl/a', '/hl/b'], 'asked again for the three names alone');
+      // One link left: those inodes are still kept (shown with several links before), so the
+      // drop to one shows too; a later change could only come from link(), whose source is
+      // marked by the binding from the LINK request.
+      await s.request('setattr', { path: '/hl-top', nlink: 1 });
+      assert.deepEqual(await invalidate(s, 777), { marked: 3 });
+      assert.deepEqual(await nlinks(s), [1, 1, 1, 1]);
+    } finally {
+      await s.stop();
     }
   });
 
-  test('runs off the JS thread: waits for the root directory lock held by a lookup whose reply needs the event loop', async () => {
-    // /slow's getattr answers from a 2 s setTimeout; its lookup holds the root directory
-    // lock meanwhile, and the kernel takes that lock to process the invalidation. Done
-    // on the JS thread this would deadlock (the timer could never fire).
-    await s.clearLog();
-    const statDone = fsp.stat(join(m, 'slow')).then((st) => st.size);
-    await withTimeout((async () => {
-      while (!(await s.log()).some((e) => e.op === 'getattr' && e.path === '/slow')) await delay(20);
-    })(), STEP_TIMEOUT, 'lookup of /slow in flight');
-    let invalDone = false;
-    const invalReply = inval({ name: 'slow' }).then((r) => {
-      invalDone = true;
-      return r;
-    });
-    await delay(200);
-    await s.log(); // the server's event loop still answers
-    assert.equal(invalDone, false, 'the invalidation is still waiting for the lock');
-    assert.equal(await withTimeout(statDone, STEP_TIMEOUT, 'stat /slow'), 5);
-    const r = await withTimeout(invalReply, STEP_TIMEOUT, 'invalidation');
-    assert.equal(r.ok, true, JSON.stringify(r));
-    assert.ok((r.ms ?? 0) >= 1000, `waited for the lookup (${r.ms} ms)`);
+  test('inodes the kernel evicted are dropped; looked up again, they are kept again', async () => {
+    const s = await serveLinked('links-forget', tracked);
+    try {
+      assert.deepEqual(await nlinks(s), [2, 2, 2, 1]);
+      await fsp.writeFile('/proc/sys/vm/drop_caches', '2'); // dentries and inodes: FORGETs follow
+      const forgets = async () => {
+        const c = (await s.request('requestCounts')) as Record<string, number>;
+        return (c.forget ?? 0) + (c.batch_forget ?? 0);
+      };
+      for (let i = 0; i < 100 && (await forgets()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok((await forgets()) > 0, 'the kernel sent FORGETs');
+      assert.deepEqual(await invalidate(s, 777), { marked: 0 }, 'nothing left to mark');
+      await s.request('setattr', { path: '/hl-top', nlink: 4 });
+      assert.deepEqual(await nlinks(s), [4, 4, 4, 1], 'looked up afresh');
+      await s.request('setattr', { path: '/hl-top', nlink: 5 });
+      assert.deepEqual(await invalidate(s, 777), { marked: 3 });
+      assert.deepEqual(await nlinks(s), [5, 5, 5, 1]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('without trackLinks it is ENOSYS; unmounted, ENOTCONN; a bad number is a TypeError', async () => {
+    const s = await serveLinked('links-off', { cacheListings: true });
+    try {
+      assert.deepEqual(await nlinks(s), [2, 2, 2, 1]);
+      assert.deepEqual(await invalidate(s, 777), { code: 'ENOSYS', name: 'Error' });
+    } finally {
+      await s.stop();
+    }
+    const Fuse = requireFromRoot('fuse-native');
+    const f = new Fuse(join(tmpRoot, 'never-mounted'), {}, { trackLinks: true });
+    for (const bad of [0, -1, 1.5, Number.MAX_SAFE_INTEGER + 2, '777', undefined]) {
+      assert.throws(() => f.invalidateLinks(bad as number), TypeError, `ino ${String(bad)}`);
+    }
+    assert.throws(() => f.invalidateLinks(777), (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
   });
 });
+
+type ListingsReply = { ok?: true; error?: string; code?: string; errno?: number; isError?: boolean };
 
 describe('cacheListings: readdirs answered by the binding until invalidateListings()', () => {
   const readdirs = async (s: Server, path: string) => (await s.log()).filter((e) => e.op === 'readdir' && e.path === path).length;
@@ -1084,23 +1075,26 @@ describe('passthrough: the kernel reads the backing file an open names', { skip:
   });
 });
 
-describe('invalidateEntry around mount and teardown', () => {
+describe('invalidateKernelListings around mount and teardown (its own thread)', () => {
+  const invalidate = async (s: Server) => (await s.request('invalidateKernelListings')) as ListingsReply;
+
   test('before mount and after unmount: an ENOTCONN Error in the callback, no crash', async () => {
-    const s = await mountOrFail('inval-unmount', { invalBeforeMount: true });
+    const s = await mountOrFail('inval-unmount', { keptListings: true, invalBeforeMount: true });
     try {
       const before = lastOf(await s.log(), 'invalBeforeMount');
       assert.deepEqual(before, { op: 'invalBeforeMount', code: 'ENOTCONN', errno: -107, isError: true });
 
-      assert.equal(((await s.request('inval', { name: 'd' })) as InvalReply).ok, true, 'works while mounted');
+      await fsp.readdir(s.mnt);
+      assert.equal((await invalidate(s)).ok, true, 'works while mounted');
       assert.deepEqual(await s.request('unmount'), { ok: true });
-      const right = (await s.request('inval', { name: 'd' })) as InvalReply;
+      const right = await invalidate(s);
       assert.equal(right.code, 'ENOTCONN', JSON.stringify(right));
       assert.equal(right.errno, -107);
       assert.equal(right.isError, true);
-      assert.match(String(right.error), /invalidateEntry\("d"\) failed: ENOTCONN/);
+      assert.match(String(right.error), /invalidateKernelListings\(""\) failed: ENOTCONN/);
 
       await withTimeout(s.sessionEnded, STEP_TIMEOUT, 'session end');
-      const later = (await s.request('inval', { name: 'd' })) as InvalReply;
+      const later = await invalidate(s);
       assert.equal(later.code, 'ENOTCONN', JSON.stringify(later));
       assert.ok(Array.isArray(await s.log()), 'server still answers');
       assert.equal(s.child.exitCode, null, 'server alive');
@@ -1110,22 +1104,23 @@ describe('invalidateEntry around mount and teardown', () => {
     }
   });
 
-  test('an invalidation pending when the connection is aborted completes, and the session still ends', async () => {
-    const s = await mountOrFail('inval-abort', { entryTimeout: 3600, attrTimeout: 3600 });
+  test('an invalidation made while a request waits for its answer, then the connection aborted: it completes, and the session still ends', async () => {
+    const s = await mountOrFail('inval-abort', { keptListings: true, entryTimeout: 3600, attrTimeout: 3600 });
     try {
+      await fsp.readdir(s.mnt);
+      await fsp.readdir(join(s.mnt, 'dir'));
       const statDone = fsp.stat(join(s.mnt, 'slow')).then(() => 'ok', (err: NodeJS.ErrnoException) => err.code);
       await withTimeout((async () => {
         while (!(await s.log()).some((e) => e.op === 'getattr' && e.path === '/slow')) await delay(20);
       })(), STEP_TIMEOUT, 'lookup of /slow in flight');
-      const invalReply = s.request('inval', { name: 'slow' }) as Promise<InvalReply>;
-      await delay(200);
+      const pending = invalidate(s);
       // umount -f aborts the connection (then fails: the pending lookup keeps it busy)
       await run('umount', ['-f', s.mnt]);
       assert.notEqual(await withTimeout(statDone, STEP_TIMEOUT, 'stat after abort'), 'ok', 'the lookup was aborted');
-      const r = await withTimeout(invalReply, STEP_TIMEOUT, 'invalidation after abort');
+      const r = await withTimeout(pending, STEP_TIMEOUT, 'invalidation after abort');
       assert.ok(r.ok === true || typeof r.code === 'string', JSON.stringify(r));
       await withTimeout(s.sessionEnded, STEP_TIMEOUT, 'session end after abort');
-      const after = (await s.request('inval', { name: 'd' })) as InvalReply;
+      const after = await invalidate(s);
       assert.equal(after.code, 'ENOTCONN', JSON.stringify(after));
       assert.equal(s.child.exitCode, null, 'server alive');
     } finally {

@@ -63,6 +63,29 @@ export function mountCommand(opts: MountOptions): { cmd: string; args: string[] 
   return { cmd: process.execPath, args };
 }
 
+/**
+ * Mounts for a whole suite (`before`); `release()` (in `after`) unmounts and settles once the
+ * daemon is gone, rejecting with its output if it died while the suite ran.
+ */
+export async function mountForSuite(opts: MountOptions): Promise<{ mountpoint: string; release: () => Promise<void> }> {
+  let unmount!: () => void;
+  let done!: Promise<void>;
+  const mountpoint = await new Promise<string>((resolve, reject) => {
+    done = withMount(opts, (m) => {
+      resolve(m);
+      return new Promise<void>((r) => (unmount = r));
+    });
+    done.catch(reject);
+  });
+  return {
+    mountpoint,
+    release: () => {
+      unmount();
+      return done;
+    },
+  };
+}
+
 /** Mounts, runs `fn(mountpoint)`, unmounts (always). */
 export async function withMount<T>(opts: MountOptions, fn: (mountpoint: string, info: MountedInfo) => Promise<T>): Promise<T> {
   const { cmd, args } = mountCommand(opts);
