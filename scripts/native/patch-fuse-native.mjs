@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 
 const PKG_VERSION = '2.2.6';
 const PATCH_MARKER = 'layerfs-patch:';
-const EXPECTED_PATCH_VERSION = 7; // must match LAYERFS_PATCH_VERSION in the patched C file
+const EXPECTED_PATCH_VERSION = 8; // must match LAYERFS_PATCH_VERSION in the patched C file
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');

@@ -4,7 +4,7 @@ import { logEnabled, log } from '../log.js';
 import { FsError } from '../errors.js';
 import { type Attr, type Caller, type Ino, type UnionFs, opensForWriting } from '../union/types.js';
 import { toErrno } from './errno.js';
-import { KernelIoModes, type OpenMode } from './kernel-io-modes.js';
+import { type KernelInode, KernelIoModes, type OpenMode } from './kernel-io-modes.js';
 import { PathResolver } from './path-resolver.js';
 import { DEFAULT_BUSY_POLL_US, type Transport, type TransportOptions } from './transport.js';
 import type { FuseConstructor, FuseInstance, FuseOps, FuseOptions, FuseStat } from './fuse-native-types.js';
@@ -32,6 +32,22 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
     const ctx = instance?.getContext() ?? null;
     return { uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 };
   };
+  /** The kernel inode the request is about, for the engine's inode `ino` (read synchronously too). */
+  const kernelInodeNow = (): ((ino: Ino) => KernelInode) => {
+    const ctx = instance?.getContext() ?? null;
+    return (ino) => ({ node: ctx?.node ?? 0, renewed: ctx?.renewed ?? false, ino });
+  };
+  /** Gives the request's node a kernel inode of its own for what the old one cannot serve; false if it cannot. */
+  const renew = (inode: KernelInode): boolean => {
+    if (inode.node === 0 || inode.renewed) return false;
+    try {
+      instance!.renewNode(inode.node);
+      return true;
+    } catch (err) {
+      log.warn('renewing a kernel inode failed', { node: inode.node, err: (err as Error).message });
+      return false;
+    }
+  };
   let sessionEnded!: () => void;
   const ended = new Promise<void>((resolve) => (sessionEnded = resolve));
   /**
@@ -52,7 +68,7 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
     // EPERM: the kernel did not take passthrough at INIT (before Linux 6.9); nothing to say.
     if (code !== 'EPERM') log.warn('reads of lower files go through the daemon: the kernel refused them a backing file', { code });
   });
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, invalidateLinks, modes), {
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, kernelInodeNow, invalidateLinks, renew, modes), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
@@ -111,7 +127,9 @@ function buildOps(
   paths: PathResolver,
   Fuse: FuseConstructor,
   callerNow: () => Caller,
+  kernelInodeNow: () => (ino: Ino) => KernelInode,
   invalidateLinks: (ino: Ino) => void,
+  renew: (inode: KernelInode) => boolean,
   modes: KernelIoModes,
 ): FuseOps {
   /**
@@ -147,13 +165,19 @@ function buildOps(
     return [fh, mode.keepCache ? Fuse.OPEN_KEEP_CACHE : 0];
   };
   const ino = (path: string) => paths.ino(path);
-  /** A content change of `node`, refused while the kernel reads its lower file itself. */
-  const changing = async <T>(node: Ino, op: string, path: string, work: () => Promise<T>): Promise<T> => {
-    if (!modes.beginChange(node)) throw new FsError('ETXTBSY', op, path);
+  /**
+   * A content change through `inode`. A kernel inode whose lower file the kernel reads itself
+   * (passthrough) cannot take one: the node is renewed and the request answered ESTALE, after
+   * which the kernel looks the path up again and retries on a kernel inode of its own, while the
+   * descriptors open before keep reading the lower file (docs/decisions.md, 10). Where that
+   * cannot help (a renewed inode, reached again through /proc/PID/fd), ETXTBSY.
+   */
+  const changing = async <T>(inode: KernelInode, op: string, path: string, work: () => Promise<T>): Promise<T> => {
+    if (!modes.beginChange(inode)) throw new FsError(renew(inode) ? 'ESTALE' : 'ETXTBSY', op, path);
     try {
       return await work();
     } finally {
-      modes.endChange(node);
+      modes.endChange(inode);
     }
   };
 
@@ -175,22 +199,26 @@ function buildOps(
     // them in C (flush: ENOSYS, after which the kernel stops sending it) with no trip to
     // JavaScript. Directory handles carry nothing here and writes go straight to the upper.
 
-    open: (path, flags, cb) =>
+    open: (path, flags, cb) => {
+      const kernelInode = kernelInodeNow();
       run('open', path, cb, async () => {
         const node = await ino(path);
+        const inode = kernelInode(node);
         const writable = opensForWriting(flags);
         const open = async () => {
           const result = await fs.open(node, flags);
-          return openReply(result.fh, modes.opened(node, result.fh, result, writable));
+          return openReply(result.fh, modes.opened(inode, result.fh, result, writable));
         };
-        return writable ? changing(node, 'open', path, open) : open();
-      }),
+        return writable ? changing(inode, 'open', path, open) : open();
+      });
+    },
     create: (path, mode, flags, cb) => {
       const caller = callerNow();
       run('create', path, cb, async () => {
         const { parent, name } = await paths.parentOf(path);
         const { fh, keepCache, attr } = await fs.create(parent, name, mode, flags, caller);
-        return openReply(fh, modes.opened(attr.ino, fh, { keepCache }, true));
+        // The request names the directory; a new file is in the upper, never read through a backing file.
+        return openReply(fh, modes.opened({ node: 0, renewed: false, ino: attr.ino }, fh, { keepCache }, true));
       });
     },
     read: (path, fd, buf, len, pos, cb) => runCount('read', path ?? '', cb, () => fs.read(fd, buf, len, pos)),
@@ -202,11 +230,13 @@ function buildOps(
         return fs.release(fd);
       }),
 
-    truncate: (path, size, cb) =>
+    truncate: (path, size, cb) => {
+      const kernelInode = kernelInodeNow();
       run('truncate', path, cb, async () => {
         const node = await ino(path);
-        await changing(node, 'truncate', path, () => fs.setattr(node, { size }));
-      }),
+        await changing(kernelInode(node), 'truncate', path, () => fs.setattr(node, { size }));
+      });
+    },
     ftruncate: (path, fd, size, cb) =>
       run('ftruncate', path, cb, async () => void (await fs.setattr(await ino(path), { size }, fd))),
     utimens: (path, atime, mtime, cb) =>

@@ -109,6 +109,12 @@ export interface FuseContext {
   /** Thread id of the caller (the kernel reports the task id, not the tgid). */
   pid: number;
   umask: number;
+  /**
+   * The kernel inode the request is about, as libfuse's node id (0 when the binding does not
+   * wrap the channel), and whether it is that node's renewed kernel inode (renewNode). Patched.
+   */
+  node?: number;
+  renewed?: boolean;
 }
 
 /** Per-open result flags (bitwise OR of Fuse.OPEN_*). */
@@ -340,29 +346,18 @@ export interface FuseInstance {
    */
   unmount(cb: (err: (Error & { unmountFailure?: boolean }) | null) => void, lazy?: boolean): void;
   /**
-   * Caller (uid/gid/pid/umask) of the request being handled. Only valid synchronously
-   * inside a handler, before any await or callback hop; null elsewhere.
+   * Caller (uid/gid/pid/umask) of the request being handled, and the kernel inode it is about.
+   * Only valid synchronously inside a handler, before any await or callback hop; null elsewhere.
    */
   getContext(): FuseContext | null;
   /**
-   * Tell the kernel to drop its cached dentry `name` in the mount's ROOT directory
-   * (FUSE_NOTIFY_INVAL_ENTRY on node 1). For a directory every unused dentry below it is
-   * dropped too (d_invalidate), so the next access looks the names up again and gets
-   * fresh attributes -- e.g. a stale st_nlink of another name of a hardlinked file (libfuse
-   * 2's path API gives each name its own kernel inode).
-   *
-   * `name`: one path component, non-empty, <= 255 bytes (UTF-8 for strings; a Buffer
-   * is raw bytes), no '/' or NUL, not '.' or '..'; anything else throws a TypeError.
-   *
-   * Asynchronous, on a native thread of its own (never the JS thread or the libuv pool):
-   * the kernel takes the root directory's inode lock, which a FUSE request waiting for a
-   * JS reply may hold. So never delay the answer to a FUSE request until this callback
-   * fires (that request may be the one holding the lock: deadlock).
-   *
-   * `cb(null)` when done, also when the kernel had no such dentry (ENOENT). Otherwise an
-   * Error with a negative `errno` and its `code`: ENOTCONN when not mounted (before
-   * mount's callback, after unmount() or the session's end).
+   * Gives libfuse node `node` (FuseContext.node) a second kernel inode: later lookups of its name
+   * get the new one, descriptors already open keep the old one. For a request the old inode
+   * cannot serve: answer it ESTALE after this, and the kernel looks the path up again and
+   * retries on the new inode. Throws an Error with `code` (ENOTCONN, ENOSYS: channel not
+   * wrapped, EINVAL, EALREADY: renewed before). Patched.
    */
+  renewNode(node: number): void;
   /** Every listing the binding's readdir cache keeps is stale from now on (patched). */
   invalidateListings(): void;
   /**

@@ -13,6 +13,22 @@ export type OpenMode =
   /** Through the page cache and the daemon; kept across opens when the content is immutable. */
   | { kind: 'cached'; keepCache: boolean };
 
+/**
+ * One kernel inode. libfuse's path API has one per name (`node`, libfuse's node id), plus a
+ * second one for a renewed node (`renewed`, FuseInstance#renewNode); `ino` (the engine's) stands
+ * in when the binding cannot tell the node (0).
+ */
+export interface KernelInode {
+  node: number;
+  renewed: boolean;
+  ino: Ino;
+}
+
+function keyOf(inode: KernelInode): string {
+  if (inode.node === 0) return `i${inode.ino}`;
+  return inode.renewed ? `r${inode.node}` : `n${inode.node}`;
+}
+
 interface InodeOpens {
   passthrough: number;
   cached: number;
@@ -31,18 +47,19 @@ interface InodeOpens {
  * Read-only opens of lower files go passthrough when they can: the kernel then reads and maps
  * the lower file with no request to us and no second page cache. A backing file is opened with
  * the flags of the open that uses it, so a writable open can never share the lower file's: while
- * an inode has passthrough opens its content cannot change (`beginChange` refuses, and the caller
- * answers ETXTBSY as for a running program), which also keeps every later read-only open right to
- * share the lower file, even after a copy-up of its metadata. A change under way holds off new
- * passthrough opens, so none starts on a lower file that is being copied up.
+ * an inode has passthrough opens its content cannot change through it (`beginChange` refuses, and
+ * the caller renews the node, so that the change is retried on a kernel inode of its own), which
+ * also keeps every later read-only open of it right to share the lower file, even after a copy-up
+ * of its metadata. A renewed inode exists for a change, so it never takes passthrough itself. A
+ * change under way holds off new passthrough opens, so none starts on a lower file that is being
+ * copied up.
  *
- * Counts are per engine inode: every kernel inode of a name maps to one engine inode, so a count
- * here is never below the kernel's. The kernel drops an open's mode before it sends RELEASE, so
- * these counts can only be ahead of it, which is the safe side.
+ * Counts are per kernel inode, as the kernel keeps them. The kernel drops an open's mode before it
+ * sends RELEASE, so these counts can only be ahead of it, which is the safe side.
  */
 export class KernelIoModes {
-  readonly #opens = new Map<Ino, InodeOpens>();
-  readonly #handles = new Map<number, { ino: Ino; kind: OpenMode['kind'] }>();
+  readonly #opens = new Map<string, InodeOpens>();
+  readonly #handles = new Map<number, { key: string; kind: OpenMode['kind'] }>();
   /** The last backing failure reported (each new one is reported once). */
   #failure: string | undefined;
   /**
@@ -60,47 +77,50 @@ export class KernelIoModes {
   }
 
   /**
-   * Before a write open or a size change of `ino`: false when it must be refused (the inode has
-   * passthrough opens). Otherwise it holds off passthrough until `endChange`.
+   * Before a write open or a size change through `inode`: false when that kernel inode cannot
+   * take it (it has passthrough opens). Otherwise it holds off passthrough until `endChange`.
    */
-  beginChange(ino: Ino): boolean {
+  beginChange(inode: KernelInode): boolean {
     if (this.#off && this.#opens.size === 0) return true;
-    const inode = this.#inode(ino);
-    if (inode.passthrough > 0) {
-      this.#forgetIfIdle(ino, inode);
+    const key = keyOf(inode);
+    const opens = this.#inode(key);
+    if (opens.passthrough > 0) {
+      this.#forgetIfIdle(key, opens);
       return false;
     }
-    inode.changing++;
+    opens.changing++;
     return true;
   }
 
-  endChange(ino: Ino): void {
-    const inode = this.#opens.get(ino);
-    if (inode === undefined) return;
-    inode.changing--;
-    this.#forgetIfIdle(ino, inode);
+  endChange(inode: KernelInode): void {
+    const key = keyOf(inode);
+    const opens = this.#opens.get(key);
+    if (opens === undefined) return;
+    opens.changing--;
+    this.#forgetIfIdle(key, opens);
   }
 
   /**
-   * The mode for handle `fh` of inode `ino`, just opened by the engine with `result`. A writable
+   * The mode for handle `fh`, just opened by the engine with `result` through `inode`. A writable
    * open must be made between beginChange and endChange.
    */
-  opened(ino: Ino, fh: number, result: Pick<OpenResult, 'keepCache' | 'lowerFd'>, writable = false): OpenMode {
+  opened(inode: KernelInode, fh: number, result: Pick<OpenResult, 'keepCache' | 'lowerFd'>, writable = false): OpenMode {
     if (this.#off && this.#opens.size === 0) return { kind: 'cached', keepCache: result.keepCache };
-    const inode = this.#inode(ino);
+    const key = keyOf(inode);
+    const opens = this.#inode(key);
     // Never for a writable open: the kernel would open the lower file for writing.
-    const mayStart = inode.cached === 0 && inode.changing === 0 && result.lowerFd !== undefined;
-    const backingId = writable ? undefined : (inode.backingId ?? (mayStart ? this.#register(result.lowerFd!) : undefined));
+    const mayStart = opens.cached === 0 && opens.changing === 0 && !inode.renewed && result.lowerFd !== undefined;
+    const backingId = writable ? undefined : (opens.backingId ?? (mayStart ? this.#register(result.lowerFd!) : undefined));
     let mode: OpenMode;
     if (backingId !== undefined) {
-      inode.backingId = backingId;
-      inode.passthrough++;
+      opens.backingId = backingId;
+      opens.passthrough++;
       mode = { kind: 'passthrough', backingId };
     } else {
-      inode.cached++;
+      opens.cached++;
       mode = { kind: 'cached', keepCache: result.keepCache };
     }
-    this.#handles.set(fh, { ino, kind: mode.kind });
+    this.#handles.set(fh, { key, kind: mode.kind });
     return mode;
   }
 
@@ -109,27 +129,27 @@ export class KernelIoModes {
     const handle = this.#handles.get(fh);
     if (handle === undefined) return;
     this.#handles.delete(fh);
-    const inode = this.#opens.get(handle.ino);
-    if (inode === undefined) return;
-    if (handle.kind === 'cached') inode.cached--;
-    else if (--inode.passthrough === 0 && inode.backingId !== undefined) {
-      this.#unregister(inode.backingId);
-      inode.backingId = undefined;
+    const opens = this.#opens.get(handle.key);
+    if (opens === undefined) return;
+    if (handle.kind === 'cached') opens.cached--;
+    else if (--opens.passthrough === 0 && opens.backingId !== undefined) {
+      this.#unregister(opens.backingId);
+      opens.backingId = undefined;
     }
-    this.#forgetIfIdle(handle.ino, inode);
+    this.#forgetIfIdle(handle.key, opens);
   }
 
-  #inode(ino: Ino): InodeOpens {
-    let inode = this.#opens.get(ino);
-    if (inode === undefined) {
-      inode = { passthrough: 0, cached: 0, changing: 0 };
-      this.#opens.set(ino, inode);
+  #inode(key: string): InodeOpens {
+    let opens = this.#opens.get(key);
+    if (opens === undefined) {
+      opens = { passthrough: 0, cached: 0, changing: 0 };
+      this.#opens.set(key, opens);
     }
-    return inode;
+    return opens;
   }
 
-  #forgetIfIdle(ino: Ino, inode: InodeOpens): void {
-    if (inode.passthrough === 0 && inode.cached === 0 && inode.changing === 0) this.#opens.delete(ino);
+  #forgetIfIdle(key: string, opens: InodeOpens): void {
+    if (opens.passthrough === 0 && opens.cached === 0 && opens.changing === 0) this.#opens.delete(key);
   }
 
   #register(fd: number): number | undefined {

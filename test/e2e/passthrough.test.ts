@@ -46,7 +46,7 @@ describe('FUSE passthrough: the kernel reads lower files itself', { skip: kernel
   before(async () => {
     lower = await tmp.make('passthrough');
     big = randomBytes(BIG);
-    await buildLayer(lower, [file('big', big), file('small', 'old'), file('a', 'linked'), hardlink('b', 'a')]);
+    await buildLayer(lower, [file('big', big), file('small', 'old'), file('a', 'linked'), hardlink('b', 'a'), file('t1', 'old'), file('t2', 'old'), file('t3', 'old')]);
   });
   after(() => tmp.cleanup());
 
@@ -88,9 +88,14 @@ describe('FUSE passthrough: the kernel reads lower files itself', { skip: kernel
     assert.equal(await fs.readFile(join(lower, 'small'), 'utf8'), 'old');
   });
 
-  it('a writable mount with --passthrough: a lower file open for reading cannot change (ETXTBSY) until it is closed', async () => {
+  it('a writable mount with --passthrough: a lower file open for reading can still be changed; that descriptor keeps reading the lower file', async () => {
     const upper = await tmp.make();
     const mounted = { lowers: [lower], upper, workdir: await tmp.make(), mountpoint: await tmp.make(), extraArgs: ['--passthrough'] };
+    const readAll = async (h: fs.FileHandle) => {
+      const buf = Buffer.alloc(64);
+      const { bytesRead } = await h.read(buf, 0, 64, 0);
+      return buf.subarray(0, bytesRead).toString();
+    };
     await withMount(mounted, async (mnt, { pid }) => {
       const read = await readDuring(pid, () => fs.readFile(join(mnt, 'big')));
       assert.ok(read < BIG / 16, `the daemon read ${read} bytes for a ${BIG}-byte file`);
@@ -98,46 +103,96 @@ describe('FUSE passthrough: the kernel reads lower files itself', { skip: kernel
       const path = join(mnt, 'small');
       const reader = await fs.open(path, 'r');
       try {
-        assert.equal(await codeOf(() => fs.open(path, 'r+').then((h) => h.close())), 'ETXTBSY');
-        assert.equal(await codeOf(() => fs.writeFile(path, 'new!')), 'ETXTBSY');
-        assert.equal(await codeOf(() => fs.truncate(path, 1)), 'ETXTBSY');
-        assert.equal(await codeOf(() => fs.open(path, fsc.O_RDONLY | fsc.O_TRUNC).then((h) => h.close())), 'ETXTBSY');
-        // A copy-up of metadata alone changes no content: allowed, and later readers share the file.
-        await fs.chmod(path, 0o600);
-        assert.equal((await fs.stat(path)).mode & 0o777, 0o600);
-        assert.equal(await fs.readFile(path, 'utf8'), 'old');
-        const buf = Buffer.alloc(16);
-        const { bytesRead } = await reader.read(buf, 0, 16, 0);
-        assert.equal(buf.subarray(0, bytesRead).toString(), 'old');
+        assert.equal(await readAll(reader), 'old');
+        // The kernel cannot give this inode a second backing file: the open is retried on a
+        // kernel inode of its own (the daemon answers ESTALE; the caller never sees it).
+        const writer = await fs.open(path, 'r+');
+        try {
+          await writer.write('new!', 0);
+          assert.equal(await readAll(writer), 'new!');
+        } finally {
+          await writer.close();
+        }
+        assert.equal(await fs.readFile(path, 'utf8'), 'new!', 'a new open reads the copied-up file');
+        assert.equal(await readAll(reader), 'old', 'the descriptor opened before keeps reading the lower file');
+        await fs.writeFile(path, 'NEW!');
+        assert.equal(await fs.readFile(path, 'utf8'), 'NEW!');
+        // The old inode reached again through /proc cannot be retried elsewhere: refused.
+        assert.equal(await codeOf(() => fs.open(`/proc/self/fd/${reader.fd}`, 'r+').then((h) => h.close())), 'ETXTBSY');
+        assert.equal(await readAll(reader), 'old');
       } finally {
         await reader.close();
       }
-      // Closed: the kernel lets go of the lower file (the release is asynchronous: retry briefly).
-      let code = 'ETXTBSY';
-      for (let i = 0; i < 50 && code === 'ETXTBSY'; i++) {
-        code = await codeOf(() => fs.writeFile(path, 'new!'));
-        if (code === 'ETXTBSY') await new Promise((resolve) => setTimeout(resolve, 20));
+      // Each other way of changing a file's content, first thing while a reader holds it.
+      const changes: Array<[string, (p: string) => Promise<unknown>, string]> = [
+        ['t1', (p) => fs.truncate(p, 2), 'ol'],
+        ['t2', (p) => fs.open(p, fsc.O_RDONLY | fsc.O_TRUNC).then((h) => h.close()), ''],
+        ['t3', (p) => fs.writeFile(p, 'new'), 'new'],
+      ];
+      for (const [name, change, after] of changes) {
+        const held = await fs.open(join(mnt, name), 'r');
+        try {
+          await change(join(mnt, name));
+          assert.equal(await fs.readFile(join(mnt, name), 'utf8'), after, name);
+          assert.equal(await readAll(held), 'old', `${name}: the reader opened before`);
+        } finally {
+          await held.close();
+        }
       }
-      assert.equal(code, 'OK');
-      assert.equal(await fs.readFile(path, 'utf8'), 'new!');
       // Opened while a writer holds the file, a reader goes through the daemon and sees its writes.
       const writer = await fs.open(path, 'r+');
       try {
         const again = await fs.open(path, 'r');
         try {
-          await writer.write('NEW!', 0);
-          const buf = Buffer.alloc(16);
-          const { bytesRead } = await again.read(buf, 0, 16, 0);
-          assert.equal(buf.subarray(0, bytesRead).toString(), 'NEW!');
+          await writer.write('MORE', 0);
+          assert.equal(await readAll(again), 'MORE');
         } finally {
           await again.close();
         }
       } finally {
         await writer.close();
       }
+      // A lower file whose reader is open: a metadata copy-up alone changes no content, and
+      // later readers share the lower file with it.
+      const other = join(mnt, 'a');
+      const held = await fs.open(other, 'r');
+      try {
+        await fs.chmod(other, 0o600);
+        assert.equal((await fs.stat(other)).mode & 0o777, 0o600);
+        assert.equal(await fs.readFile(other, 'utf8'), 'linked');
+      } finally {
+        await held.close();
+      }
     });
-    assert.equal(await fs.readFile(join(upper, 'small'), 'utf8'), 'NEW!');
+    assert.equal(await fs.readFile(join(upper, 'small'), 'utf8'), 'MORE');
     assert.equal(await fs.readFile(join(lower, 'small'), 'utf8'), 'old', 'the lower file is never written');
+  });
+
+  it('many files renewed, then every kernel inode evicted: the mount keeps serving the right files', async () => {
+    const layer = await tmp.make();
+    const names = Array.from({ length: 40 }, (_, i) => `f${i}`);
+    await buildLayer(layer, names.map((n) => file(n, `lower ${n}`)));
+    const upper = await tmp.make();
+    const mounted = { lowers: [layer], upper, workdir: await tmp.make(), mountpoint: await tmp.make(), extraArgs: ['--passthrough'] };
+    await withMount(mounted, async (mnt) => {
+      for (const n of names) {
+        const reader = await fs.open(join(mnt, n), 'r');
+        try {
+          await fs.appendFile(join(mnt, n), ' changed');
+        } finally {
+          await reader.close();
+        }
+      }
+      await fs.writeFile('/proc/sys/vm/drop_caches', '2'); // FORGETs for both kernel inodes of each
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const n of names) assert.equal(await fs.readFile(join(mnt, n), 'utf8'), `lower ${n} changed`);
+      await fs.rename(join(mnt, 'f0'), join(mnt, 'renamed'));
+      await fs.link(join(mnt, 'f1'), join(mnt, 'f1-link'));
+      assert.equal((await fs.stat(join(mnt, 'f1'))).nlink, 2);
+      await fs.unlink(join(mnt, 'f2'));
+      assert.deepEqual((await fs.readdir(mnt)).sort(), [...names.filter((n) => n !== 'f0' && n !== 'f2'), 'f1-link', 'renamed'].sort());
+      assert.equal(await fs.readFile(join(mnt, 'renamed'), 'utf8'), 'lower f0 changed');
+    });
   });
 
   it('concurrent opens of one file and of two hardlinked names share the lower file', async () => {

@@ -143,11 +143,11 @@ function newMountpoint(name: string): string {
 async function startServer(
   name: string,
   opts: Record<string, unknown>,
-  extra: { mnt?: string; backing?: Record<string, string>; bigDir?: { path: string; count: number }; hardlinked?: boolean } = {},
+  extra: { mnt?: string; backing?: Record<string, string>; bigDir?: { path: string; count: number }; hardlinked?: boolean; renewOnWrite?: string } = {},
 ): Promise<Server | MountFailure> {
   const mnt = extra.mnt ?? newMountpoint(name);
   if (extra.mnt) mountpoints.push(mnt);
-  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing, bigDir: extra.bigDir, hardlinked: extra.hardlinked })], {
+  const child = fork(fixture, [mnt, JSON.stringify({ opts, backing: extra.backing, bigDir: extra.bigDir, hardlinked: extra.hardlinked, renewOnWrite: extra.renewOnWrite })], {
     cwd: tmpRoot,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -317,12 +317,13 @@ describe('options and stat encoding (no mount)', () => {
     assert.notEqual(Fuse.OPEN_KEEP_CACHE & Fuse.OPEN_DIRECT_IO, Fuse.OPEN_KEEP_CACHE);
   });
 
-  test('PATCH_VERSION 7: index.js and the binding agree (stale builds are refused)', () => {
-    assert.equal(Fuse.PATCH_VERSION, 7);
+  test('PATCH_VERSION 8: index.js and the binding agree (stale builds are refused)', () => {
+    assert.equal(Fuse.PATCH_VERSION, 8);
     const binding = requireFromRoot(join(fuseNativeDir, 'build', 'Release', 'fuse.node'));
-    assert.equal(binding.layerfs_patch_version, 7);
+    assert.equal(binding.layerfs_patch_version, 8);
     assert.equal(typeof binding.fuse_native_invalidate_kernel_listings, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_links, 'function');
+    assert.equal(typeof binding.fuse_native_renew_node, 'function');
     assert.equal(typeof binding.fuse_native_invalidate_listings, 'function');
     assert.equal(typeof binding.fuse_native_backing_open, 'function');
     assert.equal(typeof binding.fuse_native_backing_close, 'function');
@@ -827,6 +828,58 @@ describe('trackLinks: the other names of a hardlinked file marked stale by inode
       assert.throws(() => f.invalidateLinks(bad as number), TypeError, `ino ${String(bad)}`);
     }
     assert.throws(() => f.invalidateLinks(777), (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
+  });
+});
+
+// ------------------------------------------------------------------------------ renewNode
+
+describe('renewNode: a second kernel inode for a name, reached by a retried open', () => {
+  type Logged = { op: string; path?: string; flags?: number; node?: number; renewed?: boolean; code?: string };
+
+  test('an open answered ESTALE after renewNode is retried on a new kernel inode; the old descriptor keeps the old one', async () => {
+    const s = await startServer('renew', { trackLinks: true, useIno: true, entryTimeout: 3600, attrTimeout: 3600 }, { renewOnWrite: '/hello' });
+    if ('mountError' in s) throw new Error(s.mountError.message);
+    try {
+      const path = join(s.mnt, 'hello');
+      const old = await fsp.open(path, 'r');
+      try {
+        const writer = await fsp.open(path, 'r+');
+        await writer.close();
+        await old.read(Buffer.alloc(4), 0, 4, 0);
+        const log = (await s.log()) as Logged[];
+        const opens = log.filter((e) => e.op === 'open' && e.path === '/hello');
+        assert.equal(opens.length, 3, JSON.stringify(opens));
+        const node = opens[0]!.node!;
+        assert.ok(node > 1, `a libfuse node id: ${node}`);
+        assert.deepEqual(opens.map((e) => [e.node, e.renewed]), [[node, false], [node, false], [node, true]], 'read open, refused write open, retried write open');
+        const read = log.filter((e) => e.op === 'read' && e.path === '/hello').at(-1);
+        assert.deepEqual([read?.node, read?.renewed], [node, false], 'the old descriptor reads through the old kernel inode');
+        assert.equal((await fsp.readFile(path)).toString(), 'hello world\n');
+        const later = ((await s.log()) as Logged[]).filter((e) => e.op === 'open' && e.path === '/hello').at(-1);
+        assert.equal(later?.renewed, true, 'a new open finds the new kernel inode');
+        const c = (await s.request('requestCounts')) as Record<string, number>;
+        assert.ok((c.lookup ?? 0) >= 2, `the path was looked up again: ${JSON.stringify(c)}`);
+
+        assert.deepEqual(await s.request('renewNode', { node }), { code: 'EALREADY', name: 'Error' });
+        assert.deepEqual(await s.request('renewNode', { node: 1 }), { code: 'EINVAL', name: 'Error' }, 'the root');
+      } finally {
+        await old.close();
+      }
+      // Both kernel inodes evicted: their FORGETs reach libfuse's one node, which keeps serving.
+      await fsp.writeFile('/proc/sys/vm/drop_caches', '2');
+      await delay(100);
+      assert.equal((await fsp.readFile(path)).toString(), 'hello world\n');
+      assert.equal(s.child.exitCode, null, 'server alive');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('unmounted it is ENOTCONN; a bad node id is a TypeError', () => {
+    const Fuse = requireFromRoot('fuse-native');
+    const f = new Fuse(join(tmpRoot, 'never-mounted-renew'), {});
+    for (const bad of [0, -1, 1.5, '7', undefined]) assert.throws(() => f.renewNode(bad as number), TypeError, `node ${String(bad)}`);
+    assert.throws(() => f.renewNode(7), (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
   });
 });
 

@@ -52,7 +52,7 @@ export const mountCommand: CommandImplementation<MountArgs> = {
           .option('passthrough', {
             type: 'boolean',
             describe:
-              'let the kernel read lower files itself (Linux 6.9+, as root); default: on for read-only mounts. On a writable mount a lower file cannot be changed while open through it (ETXTBSY)',
+              'let the kernel read lower files itself (Linux 6.9+, as root); default: on for read-only mounts. On a writable mount a descriptor opened that way before a copy-up keeps reading the lower file',
           })
           .option('busy-poll', {
             type: 'number',
