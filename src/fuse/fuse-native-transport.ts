@@ -27,48 +27,16 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
   const Fuse = loadFuseNative();
   const paths = new PathResolver(fs);
   let instance: FuseInstance | undefined;
-  // The caller's credentials are only readable synchronously inside a handler.
-  const callerNow = (): Caller => {
-    const ctx = instance?.getContext() ?? null;
-    return { uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 };
-  };
-  /** The kernel inode the request is about, for the engine's inode `ino` (read synchronously too). */
-  const kernelInodeNow = (): ((ino: Ino) => KernelInode) => {
-    const ctx = instance?.getContext() ?? null;
-    return (ino) => ({ node: ctx?.node ?? 0, renewed: ctx?.renewed ?? false, ino });
-  };
-  /** Gives the request's node a kernel inode of its own for what the old one cannot serve; false if it cannot. */
-  const renew = (inode: KernelInode): boolean => {
-    if (inode.node === 0 || inode.renewed) return false;
-    try {
-      instance!.renewNode(inode.node);
-      return true;
-    } catch (err) {
-      log.warn('renewing a kernel inode failed', { node: inode.node, err: (err as Error).message });
-      return false;
-    }
-  };
   let sessionEnded!: () => void;
   const ended = new Promise<void>((resolve) => (sessionEnded = resolve));
-  /**
-   * libfuse 2's path API gives every name of a hardlinked file a kernel inode of its own, each
-   * caching st_nlink: when a change through one name moves the count, the binding marks the
-   * others stale by the inode number they show (trackLinks), before the change is answered.
-   */
-  const invalidateLinks = (ino: Ino) => {
-    try {
-      instance?.invalidateLinks(ino);
-    } catch (err) {
-      log.warn('marking the other names of a hardlinked file stale failed', { ino, err: (err as Error).message });
-    }
-  };
+  const hooks = bindingHooks(() => instance);
   // Passthrough needs CAP_SYS_ADMIN for its backing files: not worth asking for without it.
   const passthrough = options.passthrough && process.geteuid?.() === 0;
   const modes = new KernelIoModes(passthrough ? { openBacking: (fd) => instance!.openBacking(fd), closeBacking: (id) => instance!.closeBacking(id) } : undefined, (code) => {
     // EPERM: the kernel did not take passthrough at INIT (before Linux 6.9); nothing to say.
     if (code !== 'EPERM') log.warn('reads of lower files go through the daemon: the kernel refused them a backing file', { code });
   });
-  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, callerNow, kernelInodeNow, invalidateLinks, renew, modes), {
+  const fuse = new Fuse(mountpoint, buildOps(fs, paths, Fuse, hooks, modes), {
     timeout: false, // a long copy-up must not be answered ETIMEDOUT behind our back
     mkdir: false,
     force: false,
@@ -103,6 +71,55 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
   };
 };
 
+/** What the handlers ask of the binding besides their replies. */
+interface BindingHooks {
+  /** The caller's credentials: only readable synchronously at a handler's start. */
+  callerNow(): Caller;
+  /** The kernel inode the request is about (read at the handler's start), given the engine's inode. */
+  kernelInodeNow(): (ino: Ino) => KernelInode;
+  /**
+   * libfuse 2's path API gives every name of a hardlinked file a kernel inode of its own, each
+   * caching st_nlink: when a change through one name moves the count, the binding marks the
+   * others stale by the inode number they show (trackLinks), before the change is answered.
+   */
+  invalidateLinks(ino: Ino): void;
+  /** Gives `inode`'s node a second kernel inode for a request the first cannot serve; false if that cannot help. */
+  renew(inode: KernelInode): boolean;
+}
+
+function bindingHooks(fuse: () => FuseInstance | undefined): BindingHooks {
+  return {
+    callerNow: () => {
+      const ctx = fuse()?.getContext() ?? null;
+      return { uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 };
+    },
+    kernelInodeNow: () => {
+      const ctx = fuse()?.getContext() ?? null;
+      return (ino) => ({ node: ctx?.node ?? 0, renewed: ctx?.renewed ?? false, ino });
+    },
+    invalidateLinks: (ino) => {
+      try {
+        fuse()?.invalidateLinks(ino);
+      } catch (err) {
+        log.warn('marking the other names of a hardlinked file stale failed', { ino, err: (err as Error).message });
+      }
+    },
+    renew: (inode) => {
+      const binding = fuse();
+      if (binding === undefined || inode.node === 0 || inode.renewed) return false;
+      try {
+        binding.renewNode(inode.node);
+        return true;
+      } catch (err) {
+        // EALREADY: the old inode was reached again where the kernel retries nothing (/proc/PID/fd).
+        const code = (err as { code?: string }).code;
+        if (code !== 'EALREADY') log.warn('giving a file a kernel inode of its own failed', { node: inode.node, code });
+        return false;
+      }
+    },
+  };
+}
+
 function mountOptions(options: TransportOptions): string[] {
   const timeout = String(options.cacheTimeout);
   const opts = [
@@ -126,12 +143,10 @@ function buildOps(
   fs: UnionFs,
   paths: PathResolver,
   Fuse: FuseConstructor,
-  callerNow: () => Caller,
-  kernelInodeNow: () => (ino: Ino) => KernelInode,
-  invalidateLinks: (ino: Ino) => void,
-  renew: (inode: KernelInode) => boolean,
+  hooks: BindingHooks,
   modes: KernelIoModes,
 ): FuseOps {
+  const { callerNow, kernelInodeNow, invalidateLinks, renew } = hooks;
   /**
    * Runs a change that may move the link count of the file `work` returns the inode number of;
    * that file's other names are marked stale before the reply (link()'s source is marked by the
