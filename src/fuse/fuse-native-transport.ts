@@ -75,8 +75,8 @@ export const mountWithFuseNative: Transport = async (fs, mountpoint, options) =>
 interface BindingHooks {
   /** The caller's credentials: only readable synchronously at a handler's start. */
   callerNow(): Caller;
-  /** The kernel inode the request is about (read at the handler's start), given the engine's inode. */
-  kernelInodeNow(): (ino: Ino) => KernelInode;
+  /** Which kernel inode the request is about: only readable synchronously at a handler's start. */
+  requestNodeNow(): Pick<KernelInode, 'node' | 'renewed'>;
   /**
    * libfuse 2's path API gives every name of a hardlinked file a kernel inode of its own, each
    * caching st_nlink: when a change through one name moves the count, the binding marks the
@@ -93,9 +93,9 @@ function bindingHooks(fuse: () => FuseInstance | undefined): BindingHooks {
       const ctx = fuse()?.getContext() ?? null;
       return { uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0, pid: ctx?.pid ?? 0 };
     },
-    kernelInodeNow: () => {
+    requestNodeNow: () => {
       const ctx = fuse()?.getContext() ?? null;
-      return (ino) => ({ node: ctx?.node ?? 0, renewed: ctx?.renewed ?? false, ino });
+      return { node: ctx?.node ?? 0, renewed: ctx?.renewed ?? false };
     },
     invalidateLinks: (ino) => {
       try {
@@ -146,7 +146,7 @@ function buildOps(
   hooks: BindingHooks,
   modes: KernelIoModes,
 ): FuseOps {
-  const { callerNow, kernelInodeNow, invalidateLinks, renew } = hooks;
+  const { callerNow, requestNodeNow, invalidateLinks, renew } = hooks;
   /**
    * Runs a change that may move the link count of the file `work` returns the inode number of;
    * that file's other names are marked stale before the reply (link()'s source is marked by the
@@ -156,7 +156,8 @@ function buildOps(
     const reply = cb as (err: number) => void;
     work().then(
       (changed) => {
-        if (changed !== undefined) invalidateLinks(changed);
+        // Only names the engine has resolved can be cached by the kernel.
+        if (changed !== undefined && fs.hasNames(changed)) invalidateLinks(changed);
         reply(0);
       },
       (err: unknown) => reply(toErrno(err, op, path)),
@@ -215,10 +216,10 @@ function buildOps(
     // JavaScript. Directory handles carry nothing here and writes go straight to the upper.
 
     open: (path, flags, cb) => {
-      const kernelInode = kernelInodeNow();
+      const at = requestNodeNow();
       run('open', path, cb, async () => {
         const node = await ino(path);
-        const inode = kernelInode(node);
+        const inode = { ...at, ino: node };
         const writable = opensForWriting(flags);
         const open = async () => {
           const result = await fs.open(node, flags);
@@ -246,10 +247,10 @@ function buildOps(
       }),
 
     truncate: (path, size, cb) => {
-      const kernelInode = kernelInodeNow();
+      const at = requestNodeNow();
       run('truncate', path, cb, async () => {
         const node = await ino(path);
-        await changing(kernelInode(node), 'truncate', path, () => fs.setattr(node, { size }));
+        await changing({ ...at, ino: node }, 'truncate', path, () => fs.setattr(node, { size }));
       });
     },
     ftruncate: (path, fd, size, cb) =>

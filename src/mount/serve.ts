@@ -21,8 +21,8 @@ export interface ServeOptions {
   cacheTimeout: number;
   /**
    * FUSE passthrough for reads of lower files (TransportOptions.passthrough). Default: on for a
-   * read-only mount, where nothing can conflict with it; off for a writable one, where it would
-   * refuse to change a lower file while something reads it (see kernel-io-modes.ts).
+   * read-only mount, where nothing can change; off for a writable one, where a file opened with
+   * it before a copy-up would keep reading the lower copy (docs/decisions.md, 10).
    */
   passthrough?: boolean;
   /** TransportOptions.busyPoll. */

@@ -142,6 +142,11 @@ export interface UnionFs {
   statfs(ino: Ino): Promise<StatFs>;
   access(ino: Ino, mask: number, caller: Caller): Promise<void>;
 
+  /**
+   * Whether a name the engine knows (and has not removed) shows inode `ino`: after a link
+   * count changed, whether any name is left that a kernel may have cached.
+   */
+  hasNames(ino: Ino): boolean;
   /** Forgets a node that the transport no longer references (no-op for nodes still in use). */
   forget(ino: Ino): void;
   /**

@@ -618,6 +618,10 @@ export class UnionEngine implements UnionFs {
     }
   }
 
+  hasNames(ino: Ino): boolean {
+    return this.#tree.nodes.names(ino).some((node) => !node.unlinked);
+  }
+
   /**
    * Nodes in the tree are kept for the life of the mount (that keeps inode numbers stable); a
    * removed node is dropped once the transport forgets it and nothing has it open.

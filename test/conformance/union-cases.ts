@@ -1024,9 +1024,9 @@ export const unionCases: UnionCase[] = [
   },
   {
     // Nothing in the request names the other names of the file. Each change is made in the
-    // mount's root directory (whose lock the request holds) and in a subdirectory, and the two
-    // names `keep` and `d/keep`, never touched, are asked right after each.
-    name: 'every other name of a file shows each new link count at once, in the root directory too',
+    // mount's root directory and in a subdirectory, and the two names `keep` and `d/keep`, never
+    // touched, are asked after each. How soon after is test/e2e/link-counts.test.ts's question.
+    name: 'every other name of a file shows each new link count, after changes in the root directory and in a subdirectory',
     writable: true,
     lowers: [[file('lower', 'L')]],
     run: async (c) => {

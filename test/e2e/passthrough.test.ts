@@ -168,7 +168,7 @@ describe('FUSE passthrough: the kernel reads lower files itself', { skip: kernel
     assert.equal(await fs.readFile(join(lower, 'small'), 'utf8'), 'old', 'the lower file is never written');
   });
 
-  it('many files renewed, then every kernel inode evicted: the mount keeps serving the right files', async () => {
+  it('many files renewed, then the kernel\'s dentries and inodes dropped: the mount keeps serving the right files', async () => {
     const layer = await tmp.make();
     const names = Array.from({ length: 40 }, (_, i) => `f${i}`);
     await buildLayer(layer, names.map((n) => file(n, `lower ${n}`)));

@@ -792,7 +792,7 @@ describe('trackLinks: the other names of a hardlinked file marked stale by inode
     }
   });
 
-  test('inodes the kernel evicted are dropped; looked up again, they are kept again', async () => {
+  test('after the kernel forgets the inodes nothing is marked; looked up again, they are marked again', async () => {
     const s = await serveLinked('links-forget', tracked);
     try {
       assert.deepEqual(await nlinks(s), [2, 2, 2, 1]);
